@@ -1,0 +1,1 @@
+"""The ``haiper-sync`` command line."""

@@ -1,0 +1,185 @@
+"""``haiper-sync``: sync, demo, simulate (and the analyst's commands).
+
+Prefect is imported only by the commands that run the flow, so the others start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from haiper_sync import store
+from haiper_sync.errors import HaiperSyncError
+from haiper_sync.manifest import manifest_files
+from haiper_sync.report import render, run_summary
+from haiper_sync.settings import load_settings
+from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
+from haiper_sync.simulator.__main__ import build_parser as simulator_parser
+from haiper_sync.simulator.__main__ import config_from_args
+from haiper_sync.simulator.server import serve
+
+DEMO_KEY = "sim-demo-key"
+DEMO_DB = "haiper-demo.duckdb"
+DEMO_MANIFEST = "haiper-demo-manifest.txt"
+
+
+def _fail(message: str) -> int:
+    print(f"haiper-sync: {message}", file=sys.stderr)
+    return 1
+
+
+def _prefect_env() -> None:
+    # No network here but the package registries: telemetry would only log errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+
+
+def run_sync(parameters: dict[str, Any]) -> int:
+    """Run the ``sync_creations`` flow in this process and print its summary."""
+    try:
+        manifest_files(parameters["manifest"])
+    except HaiperSyncError as error:
+        return _fail(str(error))
+    _prefect_env()
+    from flows import sync_creations
+
+    state = sync_creations(**parameters, return_state=True)
+    if not state.is_completed():
+        outcome = state.result(raise_on_failure=False)
+        reason = str(outcome) if isinstance(outcome, BaseException) else state.message
+        return _fail(f"sync failed: {reason}")
+    summary = state.result()
+    print(run_summary(summary))
+    _print_status_counts(parameters["db_path"])
+    return 0
+
+
+def _print_status_counts(db_path: str) -> None:
+    with store.open_database(db_path, read_only=True, timeout=5) as con:
+        cursor = con.execute(
+            "SELECT coalesce(status, '(not checked)') AS status, count(*) AS ids "
+            "FROM creation_status GROUP BY ALL ORDER BY ids DESC"
+        )
+        columns = [d[0] for d in cursor.description or []]
+        print(f"\n{db_path}: creation_status")
+        print(render(columns, cursor.fetchall()))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """``haiper-sync sync``."""
+    settings = load_settings()
+    return run_sync(
+        {
+            "manifest": args.manifest,
+            "db_path": args.db or settings.db,
+            "api_url": args.api_url or settings.api_url,
+            "concurrency": args.concurrency or settings.concurrency,
+            "rate_limit": args.rate_limit or settings.rate_limit,
+            "refresh": args.refresh,
+            "chunk_size": args.chunk_size or settings.chunk_size,
+        }
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``haiper-sync demo``: the bundled simulator, a generated manifest, a local DuckDB file."""
+    manifest = Path(args.manifest)
+    planted = ["nf-demo-unknown-1", "nf-demo-unknown-2", "../not/an/id"]
+    manifest.write_text(
+        "# haiper-sync demo manifest: generated IDs, plus three planted bad entries\n"
+        + "\n".join(generate_ids(args.n) + planted)
+        + "\n"
+    )
+    # The demo talks to its own simulator, so it uses the simulator's key, not the user's.
+    os.environ["HAIPER_API_KEY"] = DEMO_KEY
+    config = SimulatorConfig(api_keys=frozenset({DEMO_KEY}), latency_ms=args.latency_ms)
+    started = time.monotonic()
+    with SimulatorServer(config) as sim:
+        print(f"Simulated Haiper API at {sim.url}; manifest {manifest} ({args.n} IDs + 3 bad)")
+        code = run_sync(
+            {
+                "manifest": str(manifest),
+                "db_path": args.db,
+                "api_url": sim.url,
+                "concurrency": 16,
+                "rate_limit": 100_000,
+                "refresh": False,
+                "chunk_size": 50,
+            }
+        )
+        served = sim.stats.snapshot()["total"]
+    if code == 0:
+        print(
+            f"\nThe simulator served {served} requests; "
+            f"the demo took {time.monotonic() - started:.1f} s."
+            f"\nThe two unknown IDs (404) and the bad line are in sync_errors on purpose. Try:\n"
+            f"  .venv/bin/haiper-sync query --db {args.db} "
+            '"select type, count(*) from creations group by all"'
+        )
+    return code
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``haiper-sync simulate``: serve the simulated API in the foreground."""
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        return _fail(str(error))
+    print(f"Simulated Haiper API on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="haiper-sync", description="Mirror Haiper creations into DuckDB."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser("sync", help="sync the IDs of a manifest into a DuckDB file")
+    sync.add_argument("--manifest", required=True, help="file or glob: one creation ID per line")
+    sync.add_argument("--db", help="DuckDB file (default: $HAIPER_DB or haiper.duckdb)")
+    sync.add_argument("--api-url", help="API base URL (default: $HAIPER_API_URL or Haiper's)")
+    sync.add_argument("--concurrency", type=int, help="requests in flight (default 16)")
+    sync.add_argument("--rate-limit", type=int, help="requests per minute (default 500)")
+    sync.add_argument("--chunk-size", type=int, help="IDs per task run (default 250)")
+    sync.add_argument("--refresh", action="store_true", help="re-fetch finished IDs too")
+    sync.set_defaults(func=cmd_sync)
+
+    demo = commands.add_parser("demo", help="sync ~200 simulated creations into a local file")
+    demo.add_argument("--n", type=int, default=200, help="how many generated IDs")
+    demo.add_argument("--db", default=DEMO_DB)
+    demo.add_argument("--manifest", default=DEMO_MANIFEST)
+    demo.add_argument("--latency-ms", type=float, default=20.0)
+    demo.set_defaults(func=cmd_demo)
+
+    simulate = commands.add_parser(
+        "simulate",
+        parents=[simulator_parser()],
+        add_help=False,
+        help="serve the simulated Haiper API on 127.0.0.1",
+    )
+    simulate.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``haiper-sync`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except HaiperSyncError as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""The ``sync_creations`` flow: manifest → status → detail → DuckDB."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, runtime
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from haiper_sync.client import Timeouts
+from haiper_sync.locks import sync_lock
+from haiper_sync.manifest import chunk_size_for, iter_chunks
+from haiper_sync.pipeline import DetailBatch, StatusBatch
+from haiper_sync.retry import RetryPolicy
+from haiper_sync.runtime import ApiConfig
+from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
+from tasks import (
+    check_status,
+    close_connections,
+    fetch_detail,
+    finish_sync,
+    prepare_sync,
+    resolve_api_key,
+    write_results,
+)
+
+CHUNKS_IN_FLIGHT = 3
+
+
+def _run_name() -> str:
+    parameters = runtime.flow_run.parameters
+    stem = Path(str(parameters.get("manifest", "manifest"))).stem or "manifest"
+    return f"sync-{stem}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
+
+
+ChunkFutures = tuple[int, PrefectFuture[StatusBatch] | None, PrefectFuture[DetailBatch]]
+
+
+@flow(
+    name="sync-creations",
+    flow_run_name=_run_name,
+    # Bounded: Prefect's default pool is effectively unbounded (300 tasks -> 215 threads).
+    task_runner=ThreadPoolTaskRunner(max_workers=2 * CHUNKS_IN_FLIGHT),  # type: ignore[arg-type]
+    validate_parameters=True,
+)
+def sync_creations(
+    manifest: str,
+    db_path: str = "haiper.duckdb",
+    api_url: str = DEFAULT_API_URL,
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 16,
+    refresh: bool = False,
+    rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
+    chunk_size: Annotated[int, Field(ge=1, le=10_000)] = 250,
+) -> dict[str, Any]:
+    """Mirror the creations listed in a manifest into a DuckDB file.
+
+    Args:
+        manifest: Path or glob of the manifest file(s): one creation ID per line, `#` comments.
+        db_path: DuckDB file to write; created with its schema if missing.
+        api_url: Base URL of the Haiper API (or of the bundled simulator).
+        concurrency: Requests in flight at once.
+        refresh: Re-check and re-fetch IDs already finished in the database.
+        rate_limit: Requests per minute this run may send (the API allows 500 by default).
+        chunk_size: IDs per task run; grown automatically so a run has at most 500 chunks.
+    """
+    logger = get_run_logger()
+    settings = load_settings()
+    api_key = resolve_api_key()
+    api = ApiConfig(
+        api_url=api_url,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        timeouts=Timeouts(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            deadline=settings.request_deadline,
+        ),
+        retry=RetryPolicy(
+            max_attempts=settings.max_attempts, max_retry_after=settings.max_retry_after
+        ),
+    )
+    run_id = uuid.uuid4().hex
+    lock_timeout = settings.lock_timeout
+    state, message = "completed", None
+    with sync_lock(db_path), tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
+        try:
+            plan = prepare_sync(
+                db_path,
+                manifest,
+                run_id=run_id,
+                flow_run_id=str(runtime.flow_run.id or "") or None,
+                refresh=refresh,
+                todo_path=Path(work) / "todo.parquet",
+                chunk_size=chunk_size,
+                lock_timeout=lock_timeout,
+            )
+            size = chunk_size_for(plan.todo, chunk_size, settings.max_chunks)
+            logger.info(
+                "Manifest: %d IDs (%d rejected, %d already finished); %d to sync in chunks of %d",
+                plan.ids_in_manifest,
+                plan.ids_rejected,
+                plan.ids_skipped,
+                plan.todo,
+                size,
+            )
+            in_flight: deque[ChunkFutures] = deque()
+            for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
+                to_check = [i for i, needs_status in chunk if needs_status]
+                to_fetch = [i for i, needs_status in chunk if not needs_status]
+                statuses = (
+                    check_status.submit(to_check, api, api_key, chunk_no) if to_check else None
+                )
+                # Prefect resolves the status future before the detail task starts.
+                details = fetch_detail.submit(
+                    statuses,  # type: ignore[arg-type]
+                    to_fetch,
+                    api,
+                    api_key,
+                    chunk_no,
+                )
+                in_flight.append((chunk_no, statuses, details))
+                if len(in_flight) >= CHUNKS_IN_FLIGHT:
+                    _write(db_path, run_id, in_flight.popleft(), lock_timeout)
+            while in_flight:
+                _write(db_path, run_id, in_flight.popleft(), lock_timeout)
+        except BaseException as error:
+            state, message = "failed", f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            close_connections()
+            try:
+                summary = finish_sync(
+                    db_path, run_id, state=state, message=message, lock_timeout=lock_timeout
+                )
+            except Exception as finish_error:
+                if state == "completed":
+                    raise
+                # Never mask the error that failed the run with one about recording it.
+                logger.error("Could not record the end of run %s: %s", run_id, finish_error)
+    logger.info(
+        "Done: %d checked, %d fetched, %d failed, %d still pending, %d errors, %d requests",
+        summary["ids_checked"],
+        summary["ids_fetched"],
+        summary["ids_failed"],
+        summary["ids_pending"],
+        summary["ids_errored"],
+        summary["requests"],
+    )
+    return summary
+
+
+def _write(db_path: str, run_id: str, chunk: ChunkFutures, lock_timeout: float) -> None:
+    chunk_no, statuses, details = chunk
+    write_results(
+        db_path,
+        run_id,
+        statuses.result() if statuses else None,
+        details.result(),
+        lock_timeout=lock_timeout,
+        chunk_no=chunk_no,
+    )

@@ -1,0 +1,75 @@
+"""One typed error tree for everything the core raises."""
+
+from __future__ import annotations
+
+
+class HaiperSyncError(Exception):
+    """Base of every error haiper-sync raises on purpose."""
+
+
+class ConfigError(HaiperSyncError):
+    """The run cannot start: a missing key, a bad setting."""
+
+
+class ManifestError(HaiperSyncError):
+    """The manifest cannot be read at all."""
+
+
+class DatabaseLocked(HaiperSyncError):
+    """Another process holds the DuckDB file and did not let go in time."""
+
+
+class ApiError(HaiperSyncError):
+    """Base of errors that come from talking to the API."""
+
+
+class RequestFailed(ApiError):
+    """The API answered with an error status, or the exchange failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status_code: int | None = None,
+        code: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.status_code = status_code
+        self.code = code
+        self.body = body
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only __init__ defeats the default pickling (Dask ships exceptions).
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+def _rebuild(cls: type[RequestFailed], message: str, state: dict[str, object]) -> RequestFailed:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class RateLimited(RequestFailed):
+    """HTTP 429; ``retry_after`` is the server's hint in seconds, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class Unauthorized(RequestFailed):
+    """HTTP 401: the key is missing or wrong; the whole run must stop."""
+
+
+class TransportFailed(RequestFailed):
+    """No usable HTTP answer: connection error, timeout, truncated or non-JSON body."""
+
+
+class InvalidResponse(RequestFailed):
+    """A 200 whose body is not the JSON document the contract describes."""

@@ -1,0 +1,214 @@
+"""Manifests: read, validate, dedupe, and subtract what is already finished, inside DuckDB.
+
+The manifest streams into a DuckDB temp table in batches and the to-do list goes to a Parquet
+file read back a chunk at a time, so memory follows the chunk size, not the manifest size.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from haiper_sync.errors import ManifestError
+from haiper_sync.ids import ID_PATTERN, MAX_ID_LENGTH
+
+_BATCH = 100_000
+_LINES = pa.schema([("line_no", pa.int64()), ("raw", pa.string()), ("source", pa.string())])
+
+
+def manifest_files(manifest: str) -> list[Path]:
+    """The files a manifest path or glob names; raise `ManifestError` when there are none."""
+    if glob.has_magic(manifest):
+        files = sorted(Path(p) for p in glob.glob(manifest, recursive=True))
+        if not files:
+            raise ManifestError(f"manifest {manifest!r}: no file matches this pattern")
+    else:
+        files = [Path(manifest)]
+    for path in files:
+        if not path.exists():
+            raise ManifestError(f"manifest {path}: no such file")
+        if path.is_dir():
+            raise ManifestError(f"manifest {path}: is a directory, not a file")
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(8192)
+        except OSError as exc:
+            raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
+        if b"\x00" in head:
+            raise ManifestError(f"manifest {path}: binary file, expected one creation ID per line")
+    return files
+
+
+def _line_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
+    for path in files:
+        line_nos: list[int] = []
+        raws: list[str] = []
+        try:
+            with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+                for line_no, line in enumerate(handle, start=1):
+                    text = line.rstrip("\r\n").strip(" \t")
+                    if not text or text.startswith("#"):
+                        continue
+                    if line_no == 1 and text.lower() == "creation_id":
+                        continue  # a CSV-style header
+                    line_nos.append(line_no)
+                    raws.append(text[: MAX_ID_LENGTH + 1])
+                    if len(raws) >= _BATCH:
+                        yield _batch(line_nos, raws, str(path))
+                        line_nos, raws = [], []
+        except OSError as exc:
+            raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
+        if raws:
+            yield _batch(line_nos, raws, str(path))
+
+
+def _batch(line_nos: list[int], raws: list[str], source: str) -> pa.RecordBatch:
+    return pa.record_batch(
+        [
+            pa.array(line_nos, pa.int64()),
+            pa.array(raws, pa.string()),
+            pa.array([source] * len(raws)),
+        ],
+        schema=_LINES,
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: counts, and the to-do list on disk."""
+
+    ids_in_manifest: int  # distinct valid IDs
+    ids_rejected: int
+    ids_skipped: int  # already finished in the database
+    todo: int
+    todo_path: Path
+
+
+def plan_run(
+    con: duckdb.DuckDBPyConnection,
+    manifest: str,
+    *,
+    run_id: str,
+    refresh: bool,
+    todo_path: Path,
+    chunk_size: int,
+) -> Plan:
+    """Load the manifest, record rejects and newly seen IDs, and write the to-do list.
+
+    The to-do Parquet file has ``creation_id`` and ``needs_status`` (False when the status is
+    already ``succeed`` and only the detail is missing: one request instead of two).
+    """
+    files = manifest_files(manifest)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE manifest_lines "
+        "(line_no BIGINT, raw VARCHAR, source VARCHAR, seq BIGINT)"
+    )
+    offset = 0
+    for batch in _line_batches(files):
+        name = f"_lines_{offset}"
+        con.register(name, batch)
+        con.execute(
+            f"INSERT INTO manifest_lines SELECT line_no, raw, source, ? + row_number() OVER () "
+            f"FROM {name}",
+            [offset],
+        )
+        con.unregister(name)
+        offset += batch.num_rows
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE manifest_ids AS
+        SELECT raw AS creation_id, min(seq) AS seq
+        FROM manifest_lines
+        WHERE regexp_full_match(raw, '{ID_PATTERN}')
+        GROUP BY raw
+        """
+    )
+    con.execute("BEGIN")
+    try:
+        rejected = _record_rejects(con, run_id)
+        con.execute(
+            """
+            INSERT INTO creation_status (creation_id, first_seen_at, checks, last_run_id)
+            SELECT creation_id, now(), 0, ? FROM manifest_ids
+            ON CONFLICT (creation_id) DO NOTHING
+            """,
+            [run_id],
+        )
+        finished = (
+            "FALSE"
+            if refresh
+            else ("s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)")
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE todo AS
+            SELECT m.creation_id,
+                   {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"} AS needs_status,
+                   m.seq
+            FROM manifest_ids m
+            LEFT JOIN creation_status s USING (creation_id)
+            LEFT JOIN creations c USING (creation_id)
+            WHERE NOT ({finished})
+            """
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    counts = con.execute(
+        "SELECT (SELECT count(*) FROM manifest_ids), (SELECT count(*) FROM todo)"
+    ).fetchone()
+    assert counts is not None
+    total, todo = int(counts[0]), int(counts[1])
+    todo_path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        "COPY (SELECT creation_id, needs_status FROM todo ORDER BY seq) "
+        f"TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})"
+    )
+    con.execute("DROP TABLE manifest_lines; DROP TABLE manifest_ids; DROP TABLE todo")
+    return Plan(total, rejected, total - todo, todo, todo_path)
+
+
+def _record_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    bad = f"NOT regexp_full_match(raw, '{ID_PATTERN}')"
+    con.execute(
+        f"""
+        INSERT OR REPLACE INTO sync_errors
+        SELECT ?, raw, 'manifest', NULL, NULL,
+               'rejected manifest entry (' || arg_min(source, seq) || ' line '
+                   || arg_min(line_no, seq) || '): ' ||
+               CASE WHEN length(raw) > {MAX_ID_LENGTH}
+                    THEN 'longer than {MAX_ID_LENGTH} characters'
+                    ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END,
+               NULL, false, now()
+        FROM manifest_lines WHERE {bad}
+        GROUP BY raw
+        """,
+        [run_id],
+    )
+    row = con.execute(f"SELECT count(DISTINCT raw) FROM manifest_lines WHERE {bad}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def iter_chunks(todo_path: Path, chunk_size: int) -> Iterator[list[tuple[str, bool]]]:
+    """Read the to-do list back ``chunk_size`` IDs at a time: (creation_id, needs_status)."""
+    parquet = pq.ParquetFile(todo_path)
+    for batch in parquet.iter_batches(batch_size=chunk_size):
+        ids = batch.column("creation_id").to_pylist()
+        needs = batch.column("needs_status").to_pylist()
+        yield list(zip(ids, needs, strict=True))
+
+
+def chunk_size_for(todo: int, chunk_size: int, max_chunks: int) -> int:
+    """Grow chunks so a run never has more than ``max_chunks`` of them."""
+    return max(chunk_size, -(-todo // max_chunks)) if todo else chunk_size

@@ -1,0 +1,159 @@
+"""Pydantic models of the API's responses, parsed leniently at the boundary.
+
+The spec types every field of ``value`` loosely: a field of the wrong type becomes ``None`` and is
+written down in ``drift``, so one odd field never costs the rest of a creation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from functools import cache
+from typing import Any, ClassVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+TERMINAL_STATUSES = frozenset({"succeed", "failed"})
+KNOWN_STATUSES = frozenset({"pending", "processing", "post_processing", "succeed", "failed"})
+
+
+@cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+class LenientModel(BaseModel):
+    """A model whose fields fall back to ``None`` (noted in ``drift``) instead of failing."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    _lenient_skip: ClassVar[frozenset[str]] = frozenset({"drift"})
+
+    drift: list[str] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        cleaned = dict(data)
+        notes: list[str] = list(cleaned.pop("drift", None) or [])
+        for name, field in cls.model_fields.items():
+            if name in cls._lenient_skip or name not in cleaned or cleaned[name] is None:
+                continue
+            try:
+                value = _adapter(cast(Hashable, field.annotation)).validate_python(cleaned[name])
+            except ValidationError:
+                notes.append(f"{name}: unexpected {type(cleaned[name]).__name__} dropped")
+                cleaned[name] = None
+            else:
+                if isinstance(value, LenientModel):
+                    notes.extend(f"{name}.{note}" for note in value.drift)
+                cleaned[name] = value
+        cleaned["drift"] = notes
+        return cleaned
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Fields the contract does not name (kept, not interpreted)."""
+        return dict(self.model_extra or {})
+
+
+class StatusValue(LenientModel):
+    """``value`` of ``GET /v1/jobs/{id}/status``."""
+
+    status: str | None = None
+    progress: float | None = None
+
+
+class StatusResponse(LenientModel):
+    """Body of ``GET /v1/jobs/{id}/status``."""
+
+    status: str | None = None
+    value: StatusValue | None = None
+
+
+class CreationSettings(LenientModel):
+    """``value.settings`` of a creation."""
+
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class CreationCommits(LenientModel):
+    """``value.commits``: the social counters of a creation."""
+
+    like_count: int | None = None
+    is_like: bool | None = None
+    collects_count: int | None = None
+    is_collect: bool | None = None
+
+
+class CreationOutput(LenientModel):
+    """One element of ``value.outputs``."""
+
+    id: str | None = None
+    media_url: str | None = None
+    thumbnail_url: str | None = None
+
+
+class CreationDetail(LenientModel):
+    """``value`` of ``GET /v1/creation/{id}``: every field is optional."""
+
+    creation_id: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+    avatar: str | None = None
+    type: str | None = None
+    input_type: str | None = None
+    output_type: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    create_time: str | None = None
+    update_time: str | None = None
+    status: str | None = None
+    video_url: str | None = None
+    thumbnail_url: str | None = None
+    settings: CreationSettings | None = None
+    commits: CreationCommits | None = None
+    outputs: list[CreationOutput] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_single_output(cls, data: Any) -> Any:
+        # Another public description of the API sends one `output` object, not `outputs`.
+        if isinstance(data, dict) and data.get("outputs") is None:
+            single = data.get("output")
+            if isinstance(single, dict):
+                data = {k: v for k, v in data.items() if k != "output"} | {"outputs": [single]}
+        if isinstance(data, dict) and isinstance(data.get("outputs"), list):
+            items = data["outputs"]
+            kept = [item for item in items if isinstance(item, dict)]
+            if len(kept) != len(items):
+                notes = list(data.get("drift") or [])
+                notes.append(f"outputs: {len(items) - len(kept)} non-object element(s) dropped")
+                data = data | {"outputs": kept, "drift": notes}
+        return data
+
+
+class DetailResponse(LenientModel):
+    """Body of ``GET /v1/creation/{id}``."""
+
+    status: str | None = None
+    value: CreationDetail | None = None
+
+
+class ErrorBody(BaseModel):
+    """The API's error document; ``code`` is a string or an integer depending on the source."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str | None = None
+    message: str | None = None
+    details: list[Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("code"), int | float):
+            data = data | {"code": str(data["code"])}
+        return data

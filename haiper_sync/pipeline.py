@@ -1,0 +1,207 @@
+"""The per-chunk work: check statuses, fetch details, with the retry policy applied per request.
+
+One ID's failure becomes an `ErrorRecord`; only a run-stopping error (401) is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from haiper_sync.client import HaiperClient, Sleep
+from haiper_sync.errors import ApiError, InvalidResponse, RequestFailed
+from haiper_sync.models import KNOWN_STATUSES, CreationDetail
+from haiper_sync.retry import Action, RetryPolicy, decide
+
+T = TypeVar("T")
+Draw = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """Why one ID could not be synced at one stage (becomes a ``sync_errors`` row)."""
+
+    creation_id: str
+    stage: str  # manifest | status | detail | parse
+    message: str
+    http_status: int | None = None
+    code: str | None = None
+    raw_body: str | None = None
+    deferred: bool = False  # transient: the next run tries again
+
+
+@dataclass(frozen=True)
+class StatusOutcome:
+    """The result of checking one ID's status."""
+
+    creation_id: str
+    checked_at: datetime
+    status: str | None = None
+    progress: float | None = None
+    error: ErrorRecord | None = None
+
+
+@dataclass(frozen=True)
+class DetailOutcome:
+    """The result of fetching one ID's detail."""
+
+    creation_id: str
+    fetched_at: datetime
+    detail: CreationDetail | None = None
+    raw: str | None = None
+    error: ErrorRecord | None = None
+
+
+@dataclass
+class StatusBatch:
+    """Status outcomes of one chunk, with the requests they cost."""
+
+    outcomes: list[StatusOutcome] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
+
+    def succeeded(self) -> list[str]:
+        """IDs whose status is ``succeed``: the only ones with a detail to fetch."""
+        return [o.creation_id for o in self.outcomes if o.status == "succeed"]
+
+
+@dataclass
+class DetailBatch:
+    """Detail outcomes of one chunk, with the requests they cost."""
+
+    outcomes: list[DetailOutcome] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
+
+
+@dataclass
+class _Tries:
+    requests: int = 0
+    retries: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record(error: ApiError, creation_id: str, stage: str, deferred: bool) -> ErrorRecord:
+    if isinstance(error, InvalidResponse):
+        stage = "parse"
+    if isinstance(error, RequestFailed):
+        return ErrorRecord(
+            creation_id=creation_id,
+            stage=stage,
+            message=str(error),
+            http_status=error.status_code,
+            code=error.code,
+            raw_body=error.body,
+            deferred=deferred,
+        )
+    return ErrorRecord(creation_id, stage, str(error), deferred=deferred)
+
+
+async def _with_retries(
+    call: Callable[[], Awaitable[T]],
+    creation_id: str,
+    stage: str,
+    policy: RetryPolicy,
+    tries: _Tries,
+    sleep: Sleep,
+    draw: Draw,
+) -> T | ErrorRecord:
+    attempt = 0
+    while True:
+        attempt += 1
+        tries.requests += 1
+        try:
+            return await call()
+        except ApiError as error:
+            decision = decide(error, attempt, policy, draw())
+            if decision.action is Action.STOP_RUN:
+                raise
+            if decision.action is Action.RETRY:
+                tries.retries += 1
+                await sleep(decision.delay)
+                continue
+            return _record(error, creation_id, stage, decision.action is Action.DEFER)
+
+
+async def check_statuses(
+    client: HaiperClient,
+    ids: list[str],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    draw: Draw = random.random,
+) -> StatusBatch:
+    """Check the status of every ID (concurrently, bounded by the client's pool)."""
+    tries = _Tries()
+
+    async def one(creation_id: str) -> StatusOutcome:
+        got = await _with_retries(
+            lambda: client.get_status(creation_id),
+            creation_id,
+            "status",
+            policy,
+            tries,
+            sleep,
+            draw,
+        )
+        checked_at = _now()
+        if isinstance(got, ErrorRecord):
+            return StatusOutcome(creation_id, checked_at, error=got)
+        value = got.value
+        if value is None or value.status not in KNOWN_STATUSES:
+            shown = None if value is None else value.status
+            message = f"status response has no known value.status (got {shown!r})"
+            raw = got.model_dump_json(exclude={"drift"})
+            error = ErrorRecord(creation_id, "parse", message, 200, raw_body=raw, deferred=True)
+            return StatusOutcome(creation_id, checked_at, error=error)
+        return StatusOutcome(creation_id, checked_at, value.status, value.progress)
+
+    outcomes = await asyncio.gather(*(one(i) for i in ids))
+    return StatusBatch(list(outcomes), tries.requests, tries.retries)
+
+
+async def fetch_details(
+    client: HaiperClient,
+    ids: list[str],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    draw: Draw = random.random,
+) -> DetailBatch:
+    """Fetch the detail of every ID (call it only for IDs whose status is ``succeed``)."""
+    tries = _Tries()
+
+    async def one(creation_id: str) -> DetailOutcome:
+        got = await _with_retries(
+            lambda: client.get_detail(creation_id),
+            creation_id,
+            "detail",
+            policy,
+            tries,
+            sleep,
+            draw,
+        )
+        fetched_at = _now()
+        if isinstance(got, ErrorRecord):
+            return DetailOutcome(creation_id, fetched_at, error=got)
+        if got.response.value is None:
+            error = ErrorRecord(
+                creation_id,
+                "parse",
+                "detail response has no usable `value` object",
+                200,
+                raw_body=got.raw,
+                deferred=True,
+            )
+            return DetailOutcome(creation_id, fetched_at, error=error)
+        return DetailOutcome(creation_id, fetched_at, got.response.value, got.raw)
+
+    outcomes = await asyncio.gather(*(one(i) for i in ids))
+    return DetailBatch(list(outcomes), tries.requests, tries.retries)

@@ -1,0 +1,80 @@
+"""Rendering query results and summaries for people and for other programs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+Format = Literal["table", "csv", "json", "markdown"]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format = "table") -> str:
+    """Render a result set as an aligned table, CSV, JSON (list of objects) or Markdown."""
+    if fmt == "json":
+        records = [dict(zip(columns, map(_jsonable, row), strict=True)) for row in rows]
+        return json.dumps(records, indent=2, default=str)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [[_text(v).replace("\n", " ") for v in row] for row in rows]
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines)
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, min(len(c), 60)) for w, c in zip(widths, row, strict=True)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v[:60].ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def run_summary(run: dict[str, Any]) -> str:
+    """A few human lines about one sync run (a ``sync_runs`` row)."""
+    started, finished = run.get("started_at"), run.get("finished_at")
+    took = f" in {(finished - started).total_seconds():.1f} s" if started and finished else ""
+    return "\n".join(
+        [
+            f"run {run['run_id']} {run['state']}{took}",
+            f"  manifest  {run['manifest']}: {run['ids_in_manifest']} IDs, "
+            f"{run['ids_rejected']} rejected, {run['ids_skipped']} already finished",
+            f"  checked   {run['ids_checked']} ({run['ids_succeeded']} succeed, "
+            f"{run['ids_failed']} failed, {run['ids_pending']} still pending)",
+            f"  fetched   {run['ids_fetched']} details ({run['rows_inserted']} new, "
+            f"{run['rows_updated']} updated)",
+            f"  errors    {run['ids_errored']} IDs (see table sync_errors)",
+            f"  requests  {run['requests']} ({run['retries']} retries)",
+        ]
+        + ([f"  message   {run['message']}"] if run.get("message") else [])
+    )

@@ -1,0 +1,38 @@
+"""Every tunable of haiper-sync in one place, read from the environment (``HAIPER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_API_URL = "https://api.haiper.ai"
+DEFAULT_DB = "haiper.duckdb"
+# The API's documented default quota; configurable because Haiper raises it on request.
+DEFAULT_RATE_LIMIT = 500
+
+
+class Settings(BaseSettings):
+    """Runtime settings; environment variables override the defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="HAIPER_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    api_url: str = DEFAULT_API_URL
+    db: str = DEFAULT_DB
+    concurrency: int = Field(default=16, ge=1, le=256)
+    rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests per minute")
+    chunk_size: int = Field(default=250, ge=1, le=10_000)
+    # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
+    max_chunks: int = Field(default=500, ge=1)
+    chunks_in_flight: int = Field(default=2, ge=1, le=32)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    max_retry_after: float = Field(default=60.0, ge=0)
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    request_deadline: float = 60.0
+    lock_timeout: float = Field(default=60.0, ge=0, description="seconds to wait for the DB lock")
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment."""
+    return Settings()

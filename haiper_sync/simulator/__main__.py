@@ -1,0 +1,67 @@
+"""`python -m haiper_sync.simulator`: run the simulated Haiper API in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from haiper_sync.simulator.server import serve
+from haiper_sync.simulator.state import SimulatorConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The simulator's command-line flags (reusable by a wrapping CLI)."""
+    p = argparse.ArgumentParser(prog="python -m haiper_sync.simulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
+    p.add_argument("--rate-limit", type=int, default=None, help="requests per minute per key")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=None,
+        help="accepted bearer key, repeatable (default: sim-demo-key)",
+    )
+    p.add_argument("--epoch", type=int, default=0, help="simulated time step")
+    p.add_argument("--p-429", type=float, default=0.0)
+    p.add_argument("--p-500", type=float, default=0.0)
+    p.add_argument("--p-reset", type=float, default=0.0)
+    p.add_argument("--p-slow", type=float, default=0.0)
+    p.add_argument("--slow-seconds", type=float, default=2.0)
+    p.add_argument("--p-truncated", type=float, default=0.0)
+    p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument("--ready-file", default=None, help="write the URL here once listening")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Turn parsed flags into a SimulatorConfig."""
+    return SimulatorConfig(
+        api_keys=frozenset(args.api_key) if args.api_key else frozenset({"sim-demo-key"}),
+        latency_ms=args.latency_ms,
+        epoch=args.epoch,
+        rate_limit_per_minute=args.rate_limit,
+        fault_seed=args.fault_seed,
+        p_429=args.p_429,
+        p_500=args.p_500,
+        p_reset=args.p_reset,
+        p_slow=args.p_slow,
+        slow_seconds=args.slow_seconds,
+        p_truncated=args.p_truncated,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags and serve until interrupted."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""The simulated Haiper API as a Starlette app: auth, rate limit, faults, and the two endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import socket
+import struct
+from collections import Counter, deque
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from haiper_sync.simulator.data import (
+    creation_detail,
+    creation_status,
+    error_body,
+    forced_http_error,
+    is_valid_id,
+)
+from haiper_sync.simulator.faults import DRIFT_KINDS, apply_drift, parse_fault
+from haiper_sync.simulator.state import SimulatorConfig, SimulatorStats
+
+__all__ = ["SimulatorConfig", "SimulatorStats", "create_app"]
+
+_TRANSPORT_KEY = "haiper_sim.transport"
+_JSON = "application/json"
+_PREFIX_MESSAGES = {
+    400: "invalid request",
+    403: "permission denied to the generation",
+    404: "the generation does not exist or you may not process it",
+}
+
+
+class ConnectionResetFault(RuntimeError):
+    """Raised when a reset fault cannot abort the socket (server other than uvicorn)."""
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _json(
+    status_code: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    return Response(_dump(body), status_code=status_code, headers=headers, media_type=_JSON)
+
+
+def _error(status_code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return _json(status_code, error_body(status_code, message), headers)
+
+
+def _find_transport(send: Send) -> asyncio.BaseTransport | None:
+    # uvicorn hands the app the bound `send` of its per-request cycle, which holds the transport;
+    # that is the only handle that lets the app drop the TCP connection with no response at all.
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if isinstance(transport, asyncio.BaseTransport) else None
+
+
+class _SimulatorApp(Starlette):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # Captured here because Starlette's middleware wraps `send` before routes see it.
+            scope[_TRANSPORT_KEY] = _find_transport(send)
+        await super().__call__(scope, receive, send)
+
+
+class _Simulator:
+    def __init__(self, config: SimulatorConfig, stats: SimulatorStats) -> None:
+        self.config = config
+        self.stats = stats
+        self._rng = random.Random(config.fault_seed)
+        self._windows: dict[str, deque[float]] = {}
+        self._fault_hits: Counter[tuple[str, str]] = Counter()
+
+    async def status(self, request: Request) -> Response:
+        return await self._handle(request, "status")
+
+    async def detail(self, request: Request) -> Response:
+        return await self._handle(request, "detail")
+
+    async def admin_stats(self, request: Request) -> Response:
+        return JSONResponse(self.stats.snapshot())
+
+    async def admin_reset(self, request: Request) -> Response:
+        self.stats.reset()
+        return JSONResponse({"ok": True})
+
+    async def admin_epoch(self, request: Request) -> Response:
+        self.config.epoch = int(request.path_params["n"])
+        return JSONResponse({"epoch": self.config.epoch})
+
+    async def _handle(self, request: Request, endpoint: str) -> Response:
+        creation_id = str(request.path_params["creation_id"])
+        self.stats.record_request(endpoint, creation_id)
+        response = await self._respond(request, endpoint, creation_id)
+        if response is None:
+            self.stats.record_reset()
+            return await self._reset_connection(request)
+        self.stats.record_status(response.status_code)
+        return response
+
+    async def _respond(self, request: Request, endpoint: str, creation_id: str) -> Response | None:
+        cfg = self.config
+        if cfg.latency_ms > 0:
+            await asyncio.sleep(cfg.latency_ms / 1000)
+        key = _bearer_key(request)
+        if key is None or key not in cfg.api_keys:
+            return _error(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+        retry_after = self._take_slot(key)
+        if retry_after is not None:
+            return _error(429, "rate limit exceeded", {"Retry-After": str(retry_after)})
+
+        kind = self._forced_fault(endpoint, creation_id) or self._random_fault()
+        if kind == "slow":
+            await asyncio.sleep(cfg.slow_seconds)
+            kind = None
+        if kind == "429":
+            return _error(429, "rate limit exceeded", {"Retry-After": "1"})
+        if kind == "500":
+            return _error(500, "internal error")
+        if kind == "reset":
+            return None
+        if kind == "not_json":
+            return Response("<html>oops</html>", status_code=200, media_type="text/html")
+        if kind == "empty_body":
+            return Response(b"", status_code=200, media_type=_JSON)
+
+        status_code, body = self._normal(endpoint, creation_id, kind)
+        if kind == "truncated":
+            raw = _dump(body)
+            return Response(raw[: len(raw) // 2], status_code=200, media_type=_JSON)
+        return _json(status_code, body)
+
+    def _normal(
+        self, endpoint: str, creation_id: str, kind: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        if not is_valid_id(creation_id):
+            return 400, error_body(400, "creation_id must match [A-Za-z0-9_-]{1,128}")
+        forced = forced_http_error(creation_id)
+        if forced is not None:
+            return forced, error_body(forced, _PREFIX_MESSAGES[forced])
+        status = creation_status(creation_id, self.config.epoch)
+        if endpoint == "status":
+            return 200, {"status": "success", "value": status}
+        if status["status"] != "succeed":
+            # The real API has no detail for a creation that has not finished successfully.
+            msg = f"creation {creation_id} is not finished (status: {status['status']})"
+            return 400, error_body(400, msg)
+        value = creation_detail(creation_id)
+        envelope: dict[str, Any] = {"status": "success", "value": value}
+        if kind in DRIFT_KINDS:
+            envelope["value"] = apply_drift(kind, value)
+            if kind == "drift_extra_fields":
+                envelope["request_id"] = f"req-{creation_id}"
+        return 200, envelope
+
+    def _take_slot(self, key: str) -> int | None:
+        """Record a request in the key's 60 s window; return Retry-After seconds if full."""
+        limit = self.config.rate_limit_per_minute
+        if limit is None:
+            return None
+        now = self.config.clock()
+        window = self._windows.setdefault(key, deque())
+        while window and now - window[0] >= 60.0:
+            window.popleft()
+        if len(window) >= limit:
+            return max(1, math.ceil(window[0] + 60.0 - now))
+        window.append(now)
+        return None
+
+    def _forced_fault(self, endpoint: str, creation_id: str) -> str | None:
+        faults = self.config.id_faults
+        spec = faults.get(f"{endpoint}:{creation_id}") or faults.get(creation_id)
+        if spec is None:
+            return None
+        kind, limit = parse_fault(spec)
+        hits_key = (endpoint, creation_id)
+        self._fault_hits[hits_key] += 1
+        if limit is not None and self._fault_hits[hits_key] > limit:
+            return None
+        return kind
+
+    def _random_fault(self) -> str | None:
+        cfg = self.config
+        if cfg.p_slow == 0 and cfg.p_429 + cfg.p_500 + cfg.p_reset + cfg.p_truncated == 0:
+            return None
+        # Two draws per request, always, so the sequence depends only on the request order.
+        slow = self._rng.random() < cfg.p_slow
+        roll = self._rng.random()
+        for kind, p in (
+            ("429", cfg.p_429),
+            ("500", cfg.p_500),
+            ("reset", cfg.p_reset),
+            ("truncated", cfg.p_truncated),
+        ):
+            if roll < p:
+                return kind
+            roll -= p
+        return "slow" if slow else None
+
+    async def _reset_connection(self, request: Request) -> Response:
+        transport = request.scope.get(_TRANSPORT_KEY)
+        if not isinstance(transport, asyncio.BaseTransport):
+            raise ConnectionResetFault("reset fault needs uvicorn to drop the connection")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0 turns close() into a TCP RST, so the client sees "connection reset".
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.abort()
+        else:
+            transport.close()
+        # Let uvicorn's connection_lost run first, so it discards the response returned below.
+        await asyncio.sleep(0)
+        return Response(b"", status_code=500)
+
+
+def _bearer_key(request: Request) -> str | None:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status_code = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+    return _error(status_code, detail)
+
+
+def create_app(config: SimulatorConfig, stats: SimulatorStats) -> Starlette:
+    """Build the simulator app; `config` is read live per request, `stats` is updated in place."""
+    sim = _Simulator(config, stats)
+    routes = [
+        Route("/v1/jobs/{creation_id}/status", sim.status, methods=["GET"]),
+        Route("/v1/creation/{creation_id}", sim.detail, methods=["GET"]),
+        Route("/_sim/stats", sim.admin_stats, methods=["GET"]),
+        Route("/_sim/reset", sim.admin_reset, methods=["POST"]),
+        Route("/_sim/epoch/{n:int}", sim.admin_epoch, methods=["POST"]),
+    ]
+    app = _SimulatorApp(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.simulator = sim
+    return app

@@ -1,0 +1,103 @@
+"""Simulator configuration and thread-safe request counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from haiper_sync.simulator.faults import parse_fault
+
+ENDPOINTS = ("status", "detail")
+
+
+@dataclass
+class SimulatorConfig:
+    """Knobs of the simulated API; the app reads them per request, so they may change live."""
+
+    api_keys: frozenset[str] = frozenset({"sim-demo-key"})
+    latency_ms: float = 0.0
+    epoch: int = 0
+    rate_limit_per_minute: int | None = None
+    clock: Callable[[], float] = time.monotonic
+    fault_seed: int = 0
+    p_429: float = 0.0
+    p_500: float = 0.0
+    p_reset: float = 0.0
+    p_slow: float = 0.0
+    slow_seconds: float = 2.0
+    p_truncated: float = 0.0
+    # "<id>" -> both endpoints; "status:<id>" / "detail:<id>" -> one endpoint.
+    # Values: a kind from faults.FAULT_KINDS, optionally "*N" for the first N requests only.
+    id_faults: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Fail at construction, not on the first matching request deep inside the server.
+        for spec in self.id_faults.values():
+            parse_fault(spec)
+        total = self.p_429 + self.p_500 + self.p_reset + self.p_truncated
+        for name in ("p_429", "p_500", "p_reset", "p_slow", "p_truncated"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
+        if total > 1.0:
+            raise ValueError("p_429 + p_500 + p_reset + p_truncated must not exceed 1")
+        if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 1:
+            raise ValueError("rate_limit_per_minute must be >= 1 or None")
+
+
+class SimulatorStats:
+    """Counters of API requests (admin routes excluded); safe to read from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0
+        self._by_endpoint: Counter[str] = Counter()
+        self._by_status: Counter[int] = Counter()
+        self._per_id: dict[str, Counter[str]] = {e: Counter() for e in ENDPOINTS}
+        self._resets = 0
+
+    def record_request(self, endpoint: str, creation_id: str) -> None:
+        """Count one incoming API request."""
+        with self._lock:
+            self._total += 1
+            self._by_endpoint[endpoint] += 1
+            self._per_id.setdefault(endpoint, Counter())[creation_id] += 1
+
+    def record_status(self, status_code: int) -> None:
+        """Count one response by HTTP status code."""
+        with self._lock:
+            self._by_status[status_code] += 1
+
+    def record_reset(self) -> None:
+        """Count one connection dropped without a response."""
+        with self._lock:
+            self._resets += 1
+
+    def requests_for(self, endpoint: str, creation_id: str) -> int:
+        """How many requests one (endpoint, creation_id) pair received."""
+        with self._lock:
+            return self._per_id.get(endpoint, Counter())[creation_id]
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy of all counters (status-code keys are strings)."""
+        with self._lock:
+            return {
+                "total": self._total,
+                "by_endpoint": {e: self._by_endpoint[e] for e in ENDPOINTS},
+                "by_status": {str(k): v for k, v in sorted(self._by_status.items())},
+                "rate_limited": self._by_status[429],
+                "connection_resets": self._resets,
+                "per_id": {e: dict(c) for e, c in self._per_id.items()},
+            }
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self._total = 0
+            self._by_endpoint.clear()
+            self._by_status.clear()
+            self._per_id = {e: Counter() for e in ENDPOINTS}
+            self._resets = 0

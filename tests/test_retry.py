@@ -1,0 +1,82 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from haiper_sync.errors import (
+    InvalidResponse,
+    RateLimited,
+    RequestFailed,
+    TransportFailed,
+    Unauthorized,
+)
+from haiper_sync.retry import Action, RetryPolicy, decide, is_transient, parse_retry_after
+
+URL = "http://api/v1/jobs/x/status"
+
+
+def failed(status: int) -> RequestFailed:
+    return RequestFailed("x", method="GET", url=URL, status_code=status)
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 599])
+def test_transient_statuses_retry(status: int) -> None:
+    assert is_transient(failed(status))
+    assert decide(failed(status), 1, RetryPolicy(), 0.0).action is Action.RETRY
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 409, 422])
+def test_client_errors_are_not_retried(status: int) -> None:
+    assert not is_transient(failed(status))
+    assert decide(failed(status), 1, RetryPolicy(), 0.5).action is Action.GIVE_UP
+
+
+def test_unauthorized_stops_the_run() -> None:
+    error = Unauthorized("bad key", method="GET", url=URL, status_code=401)
+    assert decide(error, 1, RetryPolicy(), 0.5).action is Action.STOP_RUN
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransportFailed("reset", method="GET", url=URL),
+        InvalidResponse("truncated", method="GET", url=URL, status_code=200),
+    ],
+)
+def test_transport_and_garbled_bodies_retry(error: Exception) -> None:
+    assert decide(error, 1, RetryPolicy(), 0.5).action is Action.RETRY
+
+
+def test_exhausted_budget_defers_instead_of_looping() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    assert decide(failed(503), 2, policy, 0.5).action is Action.RETRY
+    assert decide(failed(503), 3, policy, 0.5).action is Action.DEFER
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=100.0, jitter=0.5)
+    low = [policy.backoff(a, 0.0) for a in (1, 2, 3, 4)]
+    high = [policy.backoff(a, 0.999999) for a in (1, 2, 3, 4)]
+    assert low == [0.5, 1.0, 2.0, 4.0]
+    assert [round(h, 3) for h in high] == [1.0, 2.0, 4.0, 8.0]
+    assert policy.backoff(30, 0.5) <= 100.0
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    policy = RetryPolicy(max_retry_after=60.0, base_delay=0.1)
+    hint = RateLimited("slow down", retry_after=7.0, method="GET", url=URL, status_code=429)
+    decision = decide(hint, 1, policy, 0.5)
+    assert decision.action is Action.RETRY and decision.delay == 7.0
+    too_long = RateLimited("later", retry_after=600.0, method="GET", url=URL, status_code=429)
+    assert decide(too_long, 1, policy, 0.5).action is Action.DEFER
+
+
+def test_parse_retry_after_seconds_and_http_date() -> None:
+    now = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("12", now) == 12.0
+    assert parse_retry_after(" 1.5 ", now) == 1.5
+    assert parse_retry_after("-3", now) == 0.0
+    assert parse_retry_after("Sat, 28 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Sat, 28 Nov 2026 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+    assert parse_retry_after("", now) is None
