@@ -154,7 +154,7 @@ def plan_run(
             FROM manifest_ids m
             LEFT JOIN creation_status s USING (creation_id)
             LEFT JOIN creations c USING (creation_id)
-            WHERE NOT ({finished})
+            WHERE NOT coalesce({finished}, FALSE)
             """
         )
         con.execute("COMMIT")
