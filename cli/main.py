@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.analyst import add_commands as add_analyst_commands
 from haiper_sync import store
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.manifest import manifest_files
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the simulated Haiper API on 127.0.0.1",
     )
     simulate.set_defaults(func=cmd_simulate)
+    add_analyst_commands(commands)
     return parser
 
 

@@ -22,11 +22,13 @@ from haiper_sync.retry import RetryPolicy
 from haiper_sync.runtime import ApiConfig
 from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
 from tasks import (
+    RunProgress,
     check_status,
     close_connections,
     fetch_detail,
     finish_sync,
     prepare_sync,
+    publish_summary,
     resolve_api_key,
     write_results,
 )
@@ -110,6 +112,7 @@ def sync_creations(
                 plan.todo,
                 size,
             )
+            progress = RunProgress(run_id, plan.todo)
             in_flight: deque[ChunkFutures] = deque()
             for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
                 to_check = [i for i, needs_status in chunk if needs_status]
@@ -127,9 +130,9 @@ def sync_creations(
                 )
                 in_flight.append((chunk_no, statuses, details))
                 if len(in_flight) >= CHUNKS_IN_FLIGHT:
-                    _write(db_path, run_id, in_flight.popleft(), lock_timeout)
+                    progress.advance(_write(db_path, run_id, in_flight.popleft(), lock_timeout))
             while in_flight:
-                _write(db_path, run_id, in_flight.popleft(), lock_timeout)
+                progress.advance(_write(db_path, run_id, in_flight.popleft(), lock_timeout))
         except BaseException as error:
             state, message = "failed", f"{type(error).__name__}: {error}"
             raise
@@ -139,6 +142,7 @@ def sync_creations(
                 summary = finish_sync(
                     db_path, run_id, state=state, message=message, lock_timeout=lock_timeout
                 )
+                publish_summary(summary, summary.pop("errors"))
             except Exception as finish_error:
                 if state == "completed":
                     raise
@@ -156,13 +160,18 @@ def sync_creations(
     return summary
 
 
-def _write(db_path: str, run_id: str, chunk: ChunkFutures, lock_timeout: float) -> None:
+def _write(db_path: str, run_id: str, chunk: ChunkFutures, lock_timeout: float) -> int:
+    """Wait for a chunk's results, commit them, and return how many IDs it held."""
     chunk_no, statuses, details = chunk
+    status_batch = statuses.result() if statuses else None
+    detail_batch = details.result()
     write_results(
         db_path,
         run_id,
-        statuses.result() if statuses else None,
-        details.result(),
+        status_batch,
+        detail_batch,
         lock_timeout=lock_timeout,
         chunk_no=chunk_no,
     )
+    checked = {o.creation_id for o in status_batch.outcomes} if status_batch else set()
+    return len(checked | {o.creation_id for o in detail_batch.outcomes})

@@ -296,3 +296,16 @@ def open_database(
         yield con
     finally:
         con.close()
+
+
+def error_sample(
+    con: duckdb.DuckDBPyConnection, run_id: str, limit: int = 5
+) -> list[dict[str, Any]]:
+    """A few of the run's ``sync_errors`` rows (stage, ID, HTTP status, message)."""
+    cursor = con.execute(
+        "SELECT stage, creation_id, http_status, message FROM sync_errors WHERE run_id = ? "
+        "ORDER BY stage, creation_id LIMIT ?",
+        [run_id, limit],
+    )
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -71,7 +71,7 @@ def write_results(
 def finish_sync(
     db_path: str, run_id: str, *, state: str, message: str | None, lock_timeout: float
 ) -> dict[str, Any]:
-    """Close the run's row and return it as the run's summary."""
+    """Close the run's row; return it, with a sample of its errors under ``errors``."""
     with store.open_database(db_path, timeout=lock_timeout) as con:
         store.finish_run(con, run_id, state=state, message=message)
-        return store.fetch_run(con, run_id)
+        return store.fetch_run(con, run_id) | {"errors": store.error_sample(con, run_id)}

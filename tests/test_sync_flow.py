@@ -27,7 +27,12 @@ def write_manifest(path: Path, ids: list[str], extra: list[str] = ()) -> Path:  
 
 def sync(sim: SimulatorServer, manifest: Path, db: Path, **kw: Any) -> dict[str, Any]:
     return sync_creations(  # type: ignore[no-any-return]
-        manifest=str(manifest), db_path=str(db), api_url=sim.url, chunk_size=60, **kw
+        manifest=str(manifest),
+        db_path=str(db),
+        api_url=sim.url,
+        chunk_size=60,
+        rate_limit=100_000,
+        **kw,
     )
 
 
