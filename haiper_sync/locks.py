@@ -14,7 +14,7 @@ import duckdb
 
 from haiper_sync.errors import DatabaseLocked
 
-_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: \(PID (\d+)\))?(?: by user|\.|$)")
+_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 
 
 def lock_holder(message: str) -> str | None:
@@ -22,8 +22,7 @@ def lock_holder(message: str) -> str | None:
     match = _HOLDER.search(message)
     if match is None:
         return None
-    program, pid = match.group(1).strip(), match.group(2)
-    return f"{program} (PID {pid})" if pid else program
+    return f"{match.group(1).strip()} (PID {match.group(2)})"
 
 
 def connect(

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from haiper_sync.errors import ManifestError
 from haiper_sync.ids import ID_PATTERN, MAX_ID_LENGTH
+from haiper_sync.schema import scalar
 
 _BATCH = 100_000
 _LINES = pa.schema([("line_no", pa.int64()), ("raw", pa.string()), ("source", pa.string())])
@@ -161,11 +162,8 @@ def plan_run(
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    counts = con.execute(
-        "SELECT (SELECT count(*) FROM manifest_ids), (SELECT count(*) FROM todo)"
-    ).fetchone()
-    assert counts is not None
-    total, todo = int(counts[0]), int(counts[1])
+    total = int(scalar(con, "SELECT count(*) FROM manifest_ids"))
+    todo = int(scalar(con, "SELECT count(*) FROM todo"))
     todo_path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(
         "COPY (SELECT creation_id, needs_status FROM todo ORDER BY seq) "
@@ -192,8 +190,7 @@ def _record_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         """,
         [run_id],
     )
-    row = con.execute(f"SELECT count(DISTINCT raw) FROM manifest_lines WHERE {bad}").fetchone()
-    return int(row[0]) if row else 0
+    return int(scalar(con, f"SELECT count(DISTINCT raw) FROM manifest_lines WHERE {bad}"))
 
 
 def _sql_path(path: Path) -> str:

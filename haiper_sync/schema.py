@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
@@ -93,20 +95,68 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, creation_id, stage)
     );
     """,
+    # 2: the analyst's views (documented in docs/schema.md).
+    """
+    CREATE OR REPLACE VIEW creations_overview AS
+    SELECT s.creation_id, s.status, s.progress, c.prompt, c.type, c.width, c.height, c.fps,
+           c.output_count, c.like_count, c.username, s.first_seen_at, s.last_checked_at,
+           s.checks, c.last_synced_at, s.last_error
+    FROM creation_status AS s
+    LEFT JOIN creations AS c ON c.creation_id = s.creation_id;
+
+    -- Only IDs with a detail have a create_time, and details are fetched for `succeed` IDs
+    -- only: the other IDs land in one row with day NULL instead of vanishing.
+    CREATE OR REPLACE VIEW daily_creations AS
+    SELECT CAST(c.create_time AT TIME ZONE 'UTC' AS DATE) AS day,
+           count(*) AS created,
+           count(*) FILTER (WHERE s.status = 'succeed') AS succeeded,
+           count(*) FILTER (WHERE s.status = 'failed') AS failed,
+           round(count(*) FILTER (WHERE s.status = 'failed') / count(*), 3) AS share_failed,
+           round(median(epoch(c.update_time) - epoch(c.create_time)), 1)
+               AS median_seconds_to_update
+    FROM creation_status AS s
+    LEFT JOIN creations AS c ON c.creation_id = s.creation_id
+    GROUP BY ALL;
+
+    CREATE OR REPLACE VIEW pending_creations AS
+    SELECT creation_id, status, progress, first_seen_at, last_checked_at,
+           now() - first_seen_at AS age, checks, last_error
+    FROM creation_status
+    WHERE status IS NULL OR status NOT IN ('succeed', 'failed')
+    ORDER BY first_seen_at, creation_id;
+
+    CREATE OR REPLACE VIEW recent_errors AS
+    SELECT e.run_id, e.stage, e.creation_id, e.http_status, e.error_code, e.message,
+           e.occurred_at, e.deferred
+    FROM sync_errors AS e
+    WHERE e.run_id = (SELECT run_id FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1)
+    ORDER BY e.stage, e.creation_id;
+
+    CREATE OR REPLACE VIEW outputs_flat AS
+    SELECT o.creation_id, o.output_id, o.position, o.media_url, o.thumbnail_url,
+           c.prompt, c.user_id, c.username, c.type, c.create_time
+    FROM creation_outputs AS o
+    LEFT JOIN creations AS c ON c.creation_id = o.creation_id;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """The single value of a one-row query (fully fetched: DuckDB refuses new work otherwise)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The version the file is at (0 for an empty file)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    exists = scalar(
+        con, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    )
+    if not exists:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

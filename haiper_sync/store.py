@@ -20,7 +20,7 @@ import pyarrow as pa
 from haiper_sync.locks import connect
 from haiper_sync.normalize import CreationRow, OutputRow, as_columns
 from haiper_sync.pipeline import ErrorRecord
-from haiper_sync.schema import migrate
+from haiper_sync.schema import migrate, scalar
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -128,10 +128,13 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
     name = _scratch_name()
     con.register(name, table)
     try:
-        existing = con.execute(
-            f"SELECT count(*) FROM creations WHERE creation_id IN (SELECT creation_id FROM {name})"
-        ).fetchone()
-        updated = int(existing[0]) if existing else 0
+        updated = int(
+            scalar(
+                con,
+                f"SELECT count(*) FROM creations WHERE creation_id IN "
+                f"(SELECT creation_id FROM {name})",
+            )
+        )
         value_columns = [n for n in CREATION_SCHEMA.names if n not in ("synced_at", "run_id")]
         assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in value_columns if c != "creation_id")
         con.execute(
@@ -269,10 +272,10 @@ def fetch_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """The run's row as a dict."""
     cursor = con.execute("SELECT * FROM sync_runs WHERE run_id = ?", [run_id])
     names = [d[0] for d in cursor.description or []]
-    row = cursor.fetchone()
-    if row is None:
+    rows = cursor.fetchall()
+    if not rows:
         raise KeyError(run_id)
-    return dict(zip(names, row, strict=True))
+    return dict(zip(names, rows[0], strict=True))
 
 
 @contextmanager
