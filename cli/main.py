@@ -9,12 +9,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cli.analyst import add_commands as add_analyst_commands
-from haiper_sync import store
+from haiper_sync import progress, store
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.manifest import manifest_files
 from haiper_sync.report import render, run_summary
@@ -49,7 +50,8 @@ def run_sync(parameters: dict[str, Any]) -> int:
     _prefect_env()
     from flows import sync_creations
 
-    state = sync_creations(**parameters, return_state=True)
+    with _progress_bar():
+        state = sync_creations(**parameters, return_state=True)
     if not state.is_completed():
         outcome = state.result(raise_on_failure=False)
         reason = str(outcome) if isinstance(outcome, BaseException) else state.message
@@ -58,6 +60,34 @@ def run_sync(parameters: dict[str, Any]) -> int:
     print(run_summary(summary))
     _print_status_counts(parameters["db_path"])
     return 0
+
+
+@contextmanager
+def _progress_bar() -> Iterator[None]:
+    """A rich progress bar fed by the run's progress events, only on a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    task = bar.add_task("syncing IDs", total=None)
+
+    def on_progress(event: progress.Progress) -> None:
+        bar.update(task, completed=event.done, total=event.total)
+
+    unsubscribe = progress.subscribe(on_progress)
+    with bar:
+        try:
+            yield
+        finally:
+            unsubscribe()
 
 
 def _print_status_counts(db_path: str) -> None:
