@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, runtime
 from prefect.futures import PrefectFuture
-from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from haiper_sync.client import Timeouts
@@ -32,8 +31,7 @@ from tasks import (
     resolve_api_key,
     write_results,
 )
-
-CHUNKS_IN_FLIGHT = 3
+from tasks.runners import CHUNKS_IN_FLIGHT, build_task_runner, fetching_processes
 
 
 def _run_name() -> str:
@@ -48,8 +46,7 @@ ChunkFutures = tuple[int, PrefectFuture[StatusBatch] | None, PrefectFuture[Detai
 @flow(
     name="sync-creations",
     flow_run_name=_run_name,
-    # Bounded: Prefect's default pool is effectively unbounded (300 tasks -> 215 threads).
-    task_runner=ThreadPoolTaskRunner(max_workers=2 * CHUNKS_IN_FLIGHT),  # type: ignore[arg-type]
+    task_runner=build_task_runner(load_settings()),
     validate_parameters=True,
 )
 def sync_creations(
@@ -75,10 +72,11 @@ def sync_creations(
     logger = get_run_logger()
     settings = load_settings()
     api_key = resolve_api_key()
+    processes = fetching_processes()
     api = ApiConfig(
         api_url=api_url,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
+        concurrency=max(1, concurrency // processes),
+        rate_limit=max(1, rate_limit // processes),
         timeouts=Timeouts(
             connect=settings.connect_timeout,
             read=settings.read_timeout,

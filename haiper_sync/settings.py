@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +33,11 @@ class Settings(BaseSettings):
     read_timeout: float = 30.0
     request_deadline: float = 60.0
     lock_timeout: float = Field(default=60.0, ge=0, description="seconds to wait for the DB lock")
+    # Where fetching runs: Prefect's thread pool in the flow process, or a Dask cluster
+    # (a LocalCluster of `dask_workers` processes, or the scheduler at `dask_address`).
+    task_runner: Literal["threads", "dask"] = "threads"
+    dask_address: str | None = None
+    dask_workers: int = Field(default=2, ge=1, le=256)
 
 
 def load_settings() -> Settings:

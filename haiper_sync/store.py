@@ -247,6 +247,21 @@ def start_run(
     )
 
 
+def abandon_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
+    """Mark runs still ``running`` as ``abandoned``; call only while holding the sync lock.
+
+    Holding the lock proves no other sync is alive, so such a row belongs to a killed process.
+    """
+    stale = int(scalar(con, "SELECT count(*) FROM sync_runs WHERE state = 'running'"))
+    if stale:
+        con.execute(
+            "UPDATE sync_runs SET state = 'abandoned', finished_at = now(), "
+            "message = 'the process ended before the run finished; its chunks that committed "
+            "are kept' WHERE state = 'running'"
+        )
+    return stale
+
+
 def add_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> None:
     """Add ``counts`` to the run's counters (called inside each chunk's transaction)."""
     unknown = set(counts) - set(RUN_COUNTERS)

@@ -26,9 +26,12 @@ def prepare_sync(
     chunk_size: int,
     lock_timeout: float,
 ) -> Plan:
-    """Open the run's row, load the manifest and write the to-do list."""
+    """Open the run's row, load the manifest and write the to-do list (under the sync lock)."""
     logger = get_run_logger()
     with store.open_database(db_path, timeout=lock_timeout, on_wait=logger.warning) as con:
+        abandoned = store.abandon_stale_runs(con)
+        if abandoned:
+            logger.warning("Marked %d earlier run(s) that never finished as abandoned", abandoned)
         store.start_run(con, run_id, manifest=manifest, refresh=refresh, flow_run_id=flow_run_id)
         plan = plan_run(
             con,

@@ -164,3 +164,14 @@ def test_reading_a_file_while_nothing_holds_it(db_path: Path) -> None:
         pass
     con = duckdb.connect(str(db_path), read_only=True)
     con.close()
+
+
+def test_runs_left_running_by_a_killed_process_are_marked_abandoned(db_path: Path) -> None:
+    with store.open_database(db_path) as con:
+        store.start_run(con, "dead", manifest="m", refresh=False)
+        store.start_run(con, "done", manifest="m", refresh=False)
+        store.finish_run(con, "done", state="completed")
+        assert store.abandon_stale_runs(con) == 1
+        assert store.abandon_stale_runs(con) == 0
+        states = dict(con.execute("SELECT run_id, state FROM sync_runs").fetchall())
+    assert states == {"dead": "abandoned", "done": "completed"}
