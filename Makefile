@@ -34,3 +34,25 @@ simulate: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache haiper-demo.duckdb* haiper-demo-manifest.txt
+
+# The Prefect server these targets talk to; override with `make deploy PREFECT_API_URL=...` or
+# an exported PREFECT_API_URL. Guide: docs/deployments.md.
+server deploy worker serve: export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+
+server: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+# HAIPER_SYNC_HOME is unset because `prefect deploy` would bake its value into the pull step;
+# each worker supplies its own.
+deploy: install
+	env -u HAIPER_SYNC_HOME $(BIN)/python -m deployments.bootstrap
+	env -u HAIPER_SYNC_HOME $(BIN)/prefect --no-prompt deploy --all
+
+# Flow runs start in $HAIPER_SYNC_HOME (default: this checkout) and read HAIPER_API_KEY from
+# this environment, else the Secret block `haiper-api-key`.
+worker: install
+	HAIPER_SYNC_HOME="$${HAIPER_SYNC_HOME:-$(CURDIR)}" \
+		$(BIN)/prefect worker start --pool haiper-sync --type process
+
+serve: install
+	$(BIN)/python -m deployments.serve

@@ -116,7 +116,8 @@ MIGRATIONS: list[str] = [
                AS median_seconds_to_update
     FROM creation_status AS s
     LEFT JOIN creations AS c ON c.creation_id = s.creation_id
-    GROUP BY ALL;
+    GROUP BY ALL
+    ORDER BY day NULLS LAST;
 
     CREATE OR REPLACE VIEW pending_creations AS
     SELECT creation_id, status, progress, first_seen_at, last_checked_at,
