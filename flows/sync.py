@@ -31,7 +31,7 @@ from tasks import (
     resolve_api_key,
     write_results,
 )
-from tasks.runners import CHUNKS_IN_FLIGHT, build_task_runner, fetching_processes
+from tasks.runners import CHUNKS_IN_FLIGHT, as_is, build_task_runner, fetching_processes, resolved
 
 
 def _run_name() -> str:
@@ -115,13 +115,17 @@ def sync_creations(
             for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
                 to_check = [i for i, needs_status in chunk if needs_status]
                 to_fetch = [i for i, needs_status in chunk if not needs_status]
+                # quote/opaque: Prefect would otherwise walk every element of these inputs
+                # looking for futures, which costs more CPU than the requests themselves.
                 statuses = (
-                    check_status.submit(to_check, api, api_key, chunk_no) if to_check else None
+                    check_status.submit(as_is(to_check), api, api_key, chunk_no)
+                    if to_check
+                    else None
                 )
-                # Prefect resolves the status future before the detail task starts.
+                # The status future is resolved before the detail task starts.
                 details = fetch_detail.submit(
-                    statuses,  # type: ignore[arg-type]
-                    to_fetch,
+                    resolved(statuses) if statuses else None,
+                    as_is(to_fetch),
                     api,
                     api_key,
                     chunk_no,
@@ -166,8 +170,8 @@ def _write(db_path: str, run_id: str, chunk: ChunkFutures, lock_timeout: float) 
     write_results(
         db_path,
         run_id,
-        status_batch,
-        detail_batch,
+        as_is(status_batch),
+        as_is(detail_batch),
         lock_timeout=lock_timeout,
         chunk_no=chunk_no,
     )

@@ -15,6 +15,10 @@ class ManifestError(HaiperSyncError):
     """The manifest cannot be read at all."""
 
 
+class SchemaTooNew(HaiperSyncError, RuntimeError):
+    """The file was written by a newer haiper-sync than this one."""
+
+
 class DatabaseLocked(HaiperSyncError):
     """Another process holds the DuckDB file and did not let go in time."""
 

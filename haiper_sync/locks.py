@@ -40,7 +40,7 @@ def connect(
     warned = False
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" not in text.lower():
@@ -56,6 +56,11 @@ def connect(
                 warned = True
             sleep(min(delay, max(0.0, deadline - clock())))
             delay = min(delay * 2, 1.0)
+            continue
+        # An unknown table name must be an error, never a lookup of a same-named Python
+        # variable in the caller's frame (DuckDB's "replacement scans").
+        con.execute("SET python_enable_replacements = false")
+        return con
 
 
 @contextmanager

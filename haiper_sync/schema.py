@@ -6,6 +6,8 @@ from typing import Any
 
 import duckdb
 
+from haiper_sync.errors import SchemaTooNew
+
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
 MIGRATIONS: list[str] = [
     # 1: the five tables of the sync.
@@ -162,16 +164,18 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations in order, each in its own transaction; return the new version."""
+    current = schema_version(con)
+    if current == SCHEMA_VERSION:
+        return current
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"database schema v{current} is newer than this haiper-sync (v{SCHEMA_VERSION}); "
+            "upgrade haiper-sync"
+        )
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version "
         "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
     )
-    current = schema_version(con)
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema v{current} is newer than this haiper-sync (v{SCHEMA_VERSION}); "
-            "upgrade haiper-sync"
-        )
     for version in range(current + 1, SCHEMA_VERSION + 1):
         con.execute("BEGIN")
         try:

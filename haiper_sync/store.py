@@ -300,16 +300,18 @@ def open_database(
     read_only: bool = False,
     timeout: float = 60.0,
     on_wait: Callable[[str], None] | None = None,
+    migrate_schema: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open (and, when writable, migrate) the database for one short unit of work, then close.
 
-    Short windows let an analyst's read-only session get in between a sync's writes.
+    Short windows let an analyst's read-only session get in between a sync's writes. A run
+    migrates once when it starts; its per-chunk writes pass ``migrate_schema=False``.
     """
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = connect(path, read_only=read_only, timeout=timeout, on_wait=on_wait)
     try:
-        if not read_only:
+        if migrate_schema and not read_only:
             migrate(con)
         yield con
     finally:

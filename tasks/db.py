@@ -66,7 +66,9 @@ def write_results(
     """Commit one chunk's rows in a single transaction."""
     logger = get_run_logger()
     rows = assemble_chunk(run_id, statuses, details)
-    with store.open_database(db_path, timeout=lock_timeout, on_wait=logger.warning) as con:
+    with store.open_database(
+        db_path, timeout=lock_timeout, on_wait=logger.warning, migrate_schema=False
+    ) as con:
         return write_chunk(con, run_id, rows)
 
 
@@ -75,6 +77,6 @@ def finish_sync(
     db_path: str, run_id: str, *, state: str, message: str | None, lock_timeout: float
 ) -> dict[str, Any]:
     """Close the run's row; return it, with a sample of its errors under ``errors``."""
-    with store.open_database(db_path, timeout=lock_timeout) as con:
+    with store.open_database(db_path, timeout=lock_timeout, migrate_schema=False) as con:
         store.finish_run(con, run_id, state=state, message=message)
         return store.fetch_run(con, run_id) | {"errors": store.error_sample(con, run_id)}

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import opaque, quote
 
 from haiper_sync.settings import Settings
 
+T = TypeVar("T")
+
 # Each chunk has a status and a detail task; this many chunks are fetched ahead of the writer.
 CHUNKS_IN_FLIGHT = 3
+
+
+def as_is(value: T) -> T:
+    """Hand ``value`` to a task without Prefect walking through it looking for futures.
+
+    For a batch of hundreds of outcomes that walk costs more CPU than the requests did.
+    prefect-dask does not unwrap the annotation on its workers, so there it is left out.
+    """
+    return value if _on_dask() else cast(T, quote(value))
+
+
+def resolved(future: PrefectFuture[T]) -> T:
+    """Hand a future's result to a task: waited for, but not walked through."""
+    return cast(T, future) if _on_dask() else cast(T, opaque(future))
+
+
+def _dask_runner() -> Any:
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    return runner if type(runner).__name__ == "DaskTaskRunner" else None
+
+
+def _on_dask() -> bool:
+    return _dask_runner() is not None
 
 
 def build_task_runner(settings: Settings) -> Any:
@@ -38,9 +66,8 @@ def fetching_processes() -> int:
     Each process has its own limiter and connection pool, so the run's rate limit and
     concurrency are split evenly among them.
     """
-    context = FlowRunContext.get()
-    runner = context.task_runner if context else None
-    if runner is None or type(runner).__name__ != "DaskTaskRunner":
+    runner = _dask_runner()
+    if runner is None:
         return 1
-    workers = runner.client.scheduler_info().get("workers", {})  # type: ignore[attr-defined]
+    workers = runner.client.scheduler_info().get("workers", {})
     return max(1, len(workers))
