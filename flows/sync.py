@@ -77,6 +77,7 @@ def sync_creations(
         api_url=api_url,
         concurrency=max(1, concurrency // processes),
         rate_limit=max(1, rate_limit // processes),
+        rate_window=settings.rate_window,
         timeouts=Timeouts(
             connect=settings.connect_timeout,
             read=settings.read_timeout,

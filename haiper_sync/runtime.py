@@ -29,6 +29,7 @@ class ApiConfig:
     api_url: str
     concurrency: int = 16
     rate_limit: int = 500
+    rate_window: float = 60.0
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -47,7 +48,7 @@ class HttpEngine:
             config.api_url,
             api_key,
             concurrency=config.concurrency,
-            limiter=RateLimiter(config.rate_limit),
+            limiter=RateLimiter(config.rate_limit, config.rate_window),
             timeouts=config.timeouts,
         )
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     db: str = DEFAULT_DB
     concurrency: int = Field(default=16, ge=1, le=256)
     rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests per minute")
+    # The API's quota window. Only tests shrink it (with the simulator's) to see many windows.
+    rate_window: float = Field(default=60.0, gt=0)
     chunk_size: int = Field(default=250, ge=1, le=10_000)
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
     max_chunks: int = Field(default=500, ge=1)

@@ -164,16 +164,17 @@ class _Simulator:
         return 200, envelope
 
     def _take_slot(self, key: str) -> int | None:
-        """Record a request in the key's 60 s window; return Retry-After seconds if full."""
+        """Record a request in the key's sliding window; return Retry-After seconds if full."""
         limit = self.config.rate_limit_per_minute
         if limit is None:
             return None
         now = self.config.clock()
         window = self._windows.setdefault(key, deque())
-        while window and now - window[0] >= 60.0:
+        span = self.config.rate_window_seconds
+        while window and now - window[0] >= span:
             window.popleft()
         if len(window) >= limit:
-            return max(1, math.ceil(window[0] + 60.0 - now))
+            return max(1, math.ceil(window[0] + span - now))
         window.append(now)
         return None
 

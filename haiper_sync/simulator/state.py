@@ -22,6 +22,8 @@ class SimulatorConfig:
     latency_ms: float = 0.0
     epoch: int = 0
     rate_limit_per_minute: int | None = None
+    # The real API counts per minute; tests shrink the window to see many windows quickly.
+    rate_window_seconds: float = 60.0
     clock: Callable[[], float] = time.monotonic
     fault_seed: int = 0
     p_429: float = 0.0
