@@ -16,10 +16,15 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from haiper_sync.client import HaiperClient, Timeouts
+from haiper_sync.errors import HaiperSyncError
 from haiper_sync.ratelimit import RateLimiter
 from haiper_sync.retry import RetryPolicy
 
 T = TypeVar("T")
+
+
+class EngineClosed(HaiperSyncError):
+    """Work was handed to an engine after its run began shutting down."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class HttpEngine:
             target=self._loop.run_forever, name="haiper-http", daemon=True
         )
         self._thread.start()
+        self._closed = False
+        self._lock = threading.Lock()
         self.client = HaiperClient(
             config.api_url,
             api_key,
@@ -58,13 +65,31 @@ class HttpEngine:
         async def call() -> T:
             return await work(self.client)
 
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+        with self._lock:
+            if self._closed:
+                raise EngineClosed("the run's HTTP engine is closed (the run is ending)")
+            future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+        return future.result()
 
     def close(self) -> None:
-        """Close the connections and stop the loop thread."""
-        if not self._loop.is_running():
-            return
-        asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result()
+        """Cancel work still in flight, close the connections and stop the loop thread.
+
+        A run that fails (a 401) closes the engine while other chunks still wait on it:
+        cancelling their requests makes those tasks fail promptly instead of waiting forever.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+
+        async def shutdown() -> None:
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.client.aclose()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
