@@ -21,6 +21,7 @@ from haiper_sync.retry import RetryPolicy
 from haiper_sync.runtime import ApiConfig
 from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
 from tasks import (
+    ChunkWriter,
     RunProgress,
     check_status,
     close_connections,
@@ -29,9 +30,14 @@ from tasks import (
     prepare_sync,
     publish_summary,
     resolve_api_key,
-    write_results,
 )
-from tasks.runners import CHUNKS_IN_FLIGHT, as_is, build_task_runner, fetching_processes, resolved
+from tasks.runners import (
+    CHUNKS_IN_FLIGHT,
+    as_is,
+    build_task_runner,
+    fetching_processes,
+    resolved,
+)
 
 
 def _run_name() -> str:
@@ -90,7 +96,11 @@ def sync_creations(
     run_id = uuid.uuid4().hex
     lock_timeout = settings.lock_timeout
     state, message = "completed", None
-    with sync_lock(db_path), tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
+    writer = ChunkWriter(db_path, run_id, lock_timeout)
+    with (
+        sync_lock(db_path, timeout=lock_timeout),
+        tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
+    ):
         try:
             plan = prepare_sync(
                 db_path,
@@ -111,6 +121,7 @@ def sync_creations(
                 plan.todo,
                 size,
             )
+            writer.count_plan(plan)
             progress = RunProgress(run_id, plan.todo)
             in_flight: deque[ChunkFutures] = deque()
             for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
@@ -133,9 +144,9 @@ def sync_creations(
                 )
                 in_flight.append((chunk_no, statuses, details))
                 if len(in_flight) >= CHUNKS_IN_FLIGHT:
-                    progress.advance(_write(db_path, run_id, in_flight.popleft(), lock_timeout))
+                    progress.advance(writer.write(*in_flight.popleft()))
             while in_flight:
-                progress.advance(_write(db_path, run_id, in_flight.popleft(), lock_timeout))
+                progress.advance(writer.write(*in_flight.popleft()))
         except BaseException as error:
             state, message = "failed", f"{type(error).__name__}: {error}"
             raise
@@ -143,8 +154,14 @@ def sync_creations(
             close_connections()
             try:
                 summary = finish_sync(
-                    db_path, run_id, state=state, message=message, lock_timeout=lock_timeout
+                    db_path,
+                    run_id,
+                    state=state,
+                    message=message,
+                    lock_timeout=lock_timeout,
+                    totals=writer.totals,
                 )
+                summary["chunks_set_aside"] = writer.set_aside
                 publish_summary(summary, summary.pop("errors"))
             except Exception as finish_error:
                 if state == "completed":
@@ -161,20 +178,3 @@ def sync_creations(
         summary["requests"],
     )
     return summary
-
-
-def _write(db_path: str, run_id: str, chunk: ChunkFutures, lock_timeout: float) -> int:
-    """Wait for a chunk's results, commit them, and return how many IDs it held."""
-    chunk_no, statuses, details = chunk
-    status_batch = statuses.result() if statuses else None
-    detail_batch = details.result()
-    write_results(
-        db_path,
-        run_id,
-        as_is(status_batch),
-        as_is(detail_batch),
-        lock_timeout=lock_timeout,
-        chunk_no=chunk_no,
-    )
-    checked = {o.creation_id for o in status_batch.outcomes} if status_batch else set()
-    return len(checked | {o.creation_id for o in detail_batch.outcomes})

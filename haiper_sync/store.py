@@ -100,7 +100,8 @@ ERROR_SCHEMA = pa.schema(
 )
 
 
-def _arrow(rows: list[Any], schema: pa.Schema) -> pa.Table:
+def as_arrow(rows: list[Any], schema: pa.Schema) -> pa.Table:
+    """Dataclass rows → an Arrow table of ``schema`` (the bulk path into DuckDB)."""
     return pa.table(as_columns(rows, schema.names), schema=schema)
 
 
@@ -124,7 +125,7 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
     """Insert or update creations by ``creation_id``; return (inserted, updated)."""
     if not rows:
         return 0, 0
-    table = _arrow(rows, CREATION_SCHEMA)
+    table = as_arrow(rows, CREATION_SCHEMA)
     name = _scratch_name()
     con.register(name, table)
     try:
@@ -164,7 +165,7 @@ def replace_outputs(
     if rows:
         _with_registered(
             con,
-            _arrow(rows, OUTPUT_SCHEMA),
+            as_arrow(rows, OUTPUT_SCHEMA),
             "INSERT INTO creation_outputs SELECT * FROM {incoming}",
         )
     return len(rows)
@@ -176,7 +177,7 @@ def upsert_statuses(con: duckdb.DuckDBPyConnection, rows: list[StatusRow], run_i
         return 0
     _with_registered(
         con,
-        _arrow(rows, STATUS_SCHEMA),
+        as_arrow(rows, STATUS_SCHEMA),
         """
         INSERT INTO creation_status
         SELECT creation_id, status, progress, coalesce(checked_at, now()), checked_at,
@@ -202,7 +203,7 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
         return 0
     _with_registered(
         con,
-        _arrow(rows, ERROR_SCHEMA),
+        as_arrow(rows, ERROR_SCHEMA),
         """
         INSERT OR REPLACE INTO sync_errors
         SELECT ?, creation_id, stage, http_status, code, message, raw_body, deferred, now()

@@ -1,0 +1,80 @@
+"""Chunks set aside while the file is held land exactly as a direct write would have."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from haiper_sync import store
+from haiper_sync.models import CreationDetail
+from haiper_sync.pipeline import DetailBatch, DetailOutcome, ErrorRecord, StatusBatch, StatusOutcome
+from haiper_sync.simulator import creation_detail, generate_ids
+from haiper_sync.spill import ingest_spills, pending_spills, spill_chunk, spill_run_end
+from haiper_sync.sync import assemble_chunk, write_chunk
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+
+def chunk_rows(run_id: str):  # type: ignore[no-untyped-def]
+    ids = generate_ids(4, seed=61)
+    statuses = StatusBatch(
+        [StatusOutcome(i, NOW, "succeed", 1.0) for i in ids[:3]]
+        + [StatusOutcome(ids[3], NOW, error=ErrorRecord(ids[3], "status", "HTTP 500", 500))],
+        requests=5,
+        retries=1,
+    )
+    details = DetailBatch(
+        [
+            DetailOutcome(
+                i,
+                NOW,
+                CreationDetail.model_validate(creation_detail(i)),
+                json.dumps({"value": creation_detail(i)}),
+            )
+            for i in ids[:3]
+        ],
+        requests=3,
+    )
+    return assemble_chunk(run_id, statuses, details)
+
+
+def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    with store.open_database(db, read_only=True) as con:
+        return {
+            t: sorted(con.execute(f"SELECT * EXCLUDE ({x}) FROM {t}").fetchall(), key=repr)
+            for t, x in [
+                ("creations", "first_synced_at, last_synced_at"),
+                ("creation_outputs", "position"),
+                ("creation_status", "first_seen_at"),
+                ("sync_errors", "occurred_at"),
+                ("sync_runs", "started_at, finished_at"),
+            ]
+        }
+
+
+def test_a_spilled_chunk_and_run_end_land_like_a_direct_write(tmp_path: Path) -> None:
+    direct, later = tmp_path / "direct.duckdb", tmp_path / "later.duckdb"
+    for db in (direct, later):
+        with store.open_database(db) as con:
+            store.start_run(con, "r1", manifest="m", refresh=False)
+    with store.open_database(direct) as con:
+        write_chunk(con, "r1", chunk_rows("r1"))
+        store.finish_run(con, "r1", state="completed")
+
+    spill_chunk(later, "r1", 0, chunk_rows("r1"))
+    spill_run_end(later, "r1", "completed", None)
+    assert len(pending_spills(later)) == 2
+    with store.open_database(later) as con:
+        assert ingest_spills(con, later) == 2
+    assert pending_spills(later) == []
+    assert dump(later) == dump(direct)
+
+
+def test_a_half_written_spill_is_never_ingested(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    partial = Path(f"{db}.pending") / ".partial-abc"
+    partial.mkdir(parents=True)
+    (partial / "meta.json").write_text("{")
+    with store.open_database(db) as con:
+        assert ingest_spills(con, db) == 0
