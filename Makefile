@@ -56,3 +56,10 @@ worker: install
 
 serve: install
 	$(BIN)/python -m deployments.serve
+
+chaos: install
+	$(BIN)/python -m pytest -m chaos
+
+# Several minutes: 10,000 IDs at 50 ms latency, a rerun, a 1,000,000-ID manifest, a rate-limited run.
+bench: install
+	$(BIN)/python bench/run.py

@@ -158,21 +158,27 @@ def main() -> None:
         return
 
     from haiper_sync.report import render
-    from haiper_sync.simulator import generate_ids
+    from haiper_sync.simulator import creation_status, generate_ids, is_terminal
 
     cases = args.cases.split(",")
     rows: list[dict[str, Any]] = []
     latency = args.latency_ms / 1000
+    rerun_n = 0
     with tempfile.TemporaryDirectory(prefix="haiper-bench-") as tmp:
         work = Path(tmp)
         sim, url = start_simulator(work, args.latency_ms, None)
         try:
             if "plain" in cases or "rerun" in cases:
-                manifest = write_manifest(work / "plain.txt", generate_ids(args.n, seed=1))
+                ids = generate_ids(args.n, seed=1)
+                manifest = write_manifest(work / "plain.txt", ids)
                 db = work / "plain.duckdb"
                 rows.append(run_case("plain", manifest, db, url, args.concurrency, 1_000_000))
                 if "rerun" in cases:
-                    rows.append(run_case("rerun", manifest, db, url, args.concurrency, 1_000_000))
+                    # A finished manifest: the IDs the first run left in a terminal state.
+                    finished = [i for i in ids if is_terminal(creation_status(i)["status"])]
+                    rerun = write_manifest(work / "rerun.txt", finished)
+                    rows.append(run_case("rerun", rerun, db, url, args.concurrency, 1_000_000))
+                    rerun_n = len(finished)
             if "million" in cases:
                 ids = generate_ids(1_000_000, seed=2)
                 db = work / "million.duckdb"
@@ -197,7 +203,7 @@ def main() -> None:
 
     table = []
     for r in rows:
-        ids = {"plain": args.n, "rerun": args.n, "million": 1_000_000,
+        ids = {"plain": args.n, "rerun": rerun_n, "million": 1_000_000,
                "limited": args.rate_n}[r["case"]]  # fmt: skip
         limit = r["requests"] * latency / args.concurrency
         rate = r["requests"] / r["wall_s"] * 60 if r["wall_s"] else 0.0

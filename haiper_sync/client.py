@@ -158,11 +158,15 @@ class HaiperClient:
                 self._idle.put_nowait(client)
         client = await self._idle.get()
         try:
-            if self._limiter is not None:
-                wait = self._limiter.reserve()
+            if self._limiter is None:
+                return await self._send(client, path)
+            slot, wait = self._limiter.reserve()
+            try:
                 if wait > 0:
                     await self._sleep(wait)
-            return await self._send(client, path)
+                return await self._send(client, path)
+            finally:
+                self._limiter.complete(slot)
         finally:
             self._idle.put_nowait(client)
 

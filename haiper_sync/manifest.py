@@ -20,7 +20,9 @@ from haiper_sync.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.schema import scalar
 
 _BATCH = 100_000
-_LINES = pa.schema([("line_no", pa.int64()), ("raw", pa.string()), ("source", pa.string())])
+_LINES = pa.schema(
+    [("line_no", pa.int64()), ("raw", pa.string()), ("file_no", pa.int32()), ("seq", pa.int64())]
+)
 
 
 def manifest_files(manifest: str) -> list[Path]:
@@ -46,38 +48,56 @@ def manifest_files(manifest: str) -> list[Path]:
     return files
 
 
-def _line_batches(files: list[Path]) -> Iterator[pa.RecordBatch]:
-    for path in files:
-        line_nos: list[int] = []
-        raws: list[str] = []
-        try:
-            with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-                for line_no, line in enumerate(handle, start=1):
-                    text = line.rstrip("\r\n").strip(" \t")
-                    if not text or text.startswith("#"):
-                        continue
-                    if line_no == 1 and text.lower() == "creation_id":
-                        continue  # a CSV-style header
-                    line_nos.append(line_no)
-                    raws.append(text[: MAX_ID_LENGTH + 1])
-                    if len(raws) >= _BATCH:
-                        yield _batch(line_nos, raws, str(path))
-                        line_nos, raws = [], []
-        except OSError as exc:
-            raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
-        if raws:
-            yield _batch(line_nos, raws, str(path))
+def _stage_lines(files: list[Path], staged: Path) -> int:
+    """Stream the manifest's lines into a Parquet file; return how many were kept.
 
+    DuckDB then reads that file with out-of-core operators, so a manifest of millions of
+    lines never has to sit in memory (a temp table would).
+    """
+    written = 0
+    lines: list[str] = []
+    numbers: list[int] = []
+    sources: list[int] = []
 
-def _batch(line_nos: list[int], raws: list[str], source: str) -> pa.RecordBatch:
-    return pa.record_batch(
-        [
-            pa.array(line_nos, pa.int64()),
-            pa.array(raws, pa.string()),
-            pa.array([source] * len(raws)),
-        ],
-        schema=_LINES,
-    )
+    def flush(writer: pq.ParquetWriter) -> None:
+        nonlocal written
+        seqs = range(written + 1, written + len(lines) + 1)
+        writer.write_batch(
+            pa.record_batch(
+                [
+                    pa.array(numbers, pa.int64()),
+                    pa.array(lines, pa.string()),
+                    pa.array(sources, pa.int32()),
+                    pa.array(seqs, pa.int64()),
+                ],
+                schema=_LINES,
+            )
+        )
+        written += len(lines)
+        lines.clear()
+        numbers.clear()
+        sources.clear()
+
+    with pq.ParquetWriter(staged, _LINES) as writer:
+        for file_no, path in enumerate(files):
+            try:
+                with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
+                    for line_no, line in enumerate(handle, start=1):
+                        text = line.rstrip("\r\n").strip(" \t")
+                        if not text or text.startswith("#"):
+                            continue
+                        if line_no == 1 and text.lower() == "creation_id":
+                            continue  # a CSV-style header
+                        lines.append(text[: MAX_ID_LENGTH + 1])
+                        numbers.append(line_no)
+                        sources.append(file_no)
+                        if len(lines) >= _BATCH:
+                            flush(writer)
+            except OSError as exc:
+                raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
+        if lines:
+            flush(writer)
+    return written
 
 
 @dataclass(frozen=True)
@@ -106,91 +126,78 @@ def plan_run(
     already ``succeed`` and only the detail is missing: one request instead of two).
     """
     files = manifest_files(manifest)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE manifest_lines "
-        "(line_no BIGINT, raw VARCHAR, source VARCHAR, seq BIGINT)"
-    )
-    offset = 0
-    for batch in _line_batches(files):
-        name = f"_lines_{offset}"
-        con.register(name, batch)
-        con.execute(
-            f"INSERT INTO manifest_lines SELECT line_no, raw, source, ? + row_number() OVER () "
-            f"FROM {name}",
-            [offset],
-        )
-        con.unregister(name)
-        offset += batch.num_rows
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE manifest_ids AS
-        SELECT raw AS creation_id, min(seq) AS seq
-        FROM manifest_lines
-        WHERE regexp_full_match(raw, '{ID_PATTERN}')
-        GROUP BY raw
-        """
+    todo_path.parent.mkdir(parents=True, exist_ok=True)
+    staged = todo_path.with_name("manifest-lines.parquet")
+    _stage_lines(files, staged)
+    lines = f"read_parquet('{_sql_path(staged)}')"
+    valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
+    ids = f"(SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid} GROUP BY raw)"
+    finished = (
+        "FALSE"
+        if refresh
+        else "s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)"
     )
     con.execute("BEGIN")
     try:
-        rejected = _record_rejects(con, run_id)
+        rejected = _record_rejects(con, run_id, lines, valid, [str(f) for f in files])
+        total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         con.execute(
-            """
+            f"""
             INSERT INTO creation_status (creation_id, first_seen_at, checks, last_run_id)
-            SELECT creation_id, now(), 0, ? FROM manifest_ids
-            ON CONFLICT (creation_id) DO NOTHING
+            SELECT creation_id, now(), 0, ? FROM {ids} AS m
+            -- An anti-join, not ON CONFLICT: it spills to disk, a conflict check over the
+            -- primary key's index of millions of IDs would not.
+            WHERE NOT EXISTS (
+                SELECT 1 FROM creation_status s WHERE s.creation_id = m.creation_id
+            )
             """,
             [run_id],
         )
-        finished = (
-            "FALSE"
-            if refresh
-            else ("s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)")
-        )
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE todo AS
-            SELECT m.creation_id,
-                   {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"} AS needs_status,
-                   m.seq
-            FROM manifest_ids m
-            LEFT JOIN creation_status s USING (creation_id)
-            LEFT JOIN creations c USING (creation_id)
-            WHERE NOT coalesce({finished}, FALSE)
+            COPY (
+                SELECT m.creation_id,
+                       {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"}
+                           AS needs_status
+                FROM {ids} AS m
+                LEFT JOIN creation_status s USING (creation_id)
+                LEFT JOIN creations c USING (creation_id)
+                WHERE NOT coalesce({finished}, FALSE)
+                ORDER BY m.seq
+            ) TO '{_sql_path(todo_path)}'
+            (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    total = int(scalar(con, "SELECT count(*) FROM manifest_ids"))
-    todo = int(scalar(con, "SELECT count(*) FROM todo"))
-    todo_path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        "COPY (SELECT creation_id, needs_status FROM todo ORDER BY seq) "
-        f"TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})"
-    )
-    con.execute("DROP TABLE manifest_lines; DROP TABLE manifest_ids; DROP TABLE todo")
+    finally:
+        staged.unlink(missing_ok=True)
+    todo = pq.ParquetFile(todo_path).metadata.num_rows
     return Plan(total, rejected, total - todo, todo, todo_path)
 
 
-def _record_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    bad = f"NOT regexp_full_match(raw, '{ID_PATTERN}')"
+def _record_rejects(
+    con: duckdb.DuckDBPyConnection, run_id: str, lines: str, valid: str, files: list[str]
+) -> int:
+    before = int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id]))
     con.execute(
         f"""
         INSERT OR REPLACE INTO sync_errors
         SELECT ?, raw, 'manifest', NULL, NULL,
-               'rejected manifest entry (' || arg_min(source, seq) || ' line '
-                   || arg_min(line_no, seq) || '): ' ||
+               'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
+                   || ' line ' || arg_min(line_no, seq) || '): ' ||
                CASE WHEN length(raw) > {MAX_ID_LENGTH}
                     THEN 'longer than {MAX_ID_LENGTH} characters'
                     ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END,
                NULL, false, now()
-        FROM manifest_lines WHERE {bad}
+        FROM {lines} WHERE NOT {valid}
         GROUP BY raw
         """,
-        [run_id],
+        [run_id, files],
     )
-    return int(scalar(con, f"SELECT count(DISTINCT raw) FROM manifest_lines WHERE {bad}"))
+    return int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id])) - before
 
 
 def _sql_path(path: Path) -> str:

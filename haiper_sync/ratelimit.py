@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 
-class RateLimiter:
-    """At most ``rate`` requests in any ``window`` seconds (a sliding log of reservations).
+class Slot:
+    """One request's place in the window; `RateLimiter.complete` moves it to the answer's time."""
 
-    Thread-safe and loop-agnostic: ``reserve`` books the next free slot and returns how long
-    the caller must wait for it, so the caller sleeps in whatever way suits it.
+    __slots__ = ("time",)
+
+    def __init__(self, at: float) -> None:
+        self.time = at
+
+
+class RateLimiter:
+    """At most ``rate`` requests in any ``window`` seconds, as the server counts them.
+
+    A sliding log of the last ``rate`` requests. Each entry starts at the request's send time
+    and is moved to the time its answer arrived (`complete`): the server counted the request
+    somewhere in between, so a new request waits until the earliest of those answers is a full
+    window old. That makes the guarantee hold however late a busy event loop sends a request,
+    or a busy server stamps it. Thread-safe and loop-agnostic: `reserve` returns how long the
+    caller must wait, and the caller sleeps in whatever way suits it.
     """
 
     def __init__(
@@ -26,19 +38,26 @@ class RateLimiter:
         if rate < 1:
             raise ValueError("rate must be at least 1 request per window")
         self.rate = rate
-        # The margin absorbs the gap between our send time and the server's arrival time
-        # (0.25 s on a 60 s window: 0.4% of the quota).
-        self.window = window + (min(0.25, 0.05 * window) if margin is None else margin)
+        # A little slack for clock granularity (0.1 s of a 60 s window).
+        self.window = window + (min(0.1, 0.01 * window) if margin is None else margin)
         self._clock = clock
-        self._slots: deque[float] = deque(maxlen=rate)
+        self._slots: list[Slot] = []
         self._lock = threading.Lock()
 
-    def reserve(self) -> float:
-        """Book a slot; return the seconds to wait before sending (0 when free now)."""
+    def reserve(self) -> tuple[Slot, float]:
+        """Book a slot; return it and the seconds to wait before sending (0 when free now)."""
         with self._lock:
             now = self._clock()
             start = now
-            if len(self._slots) == self.rate:
-                start = max(now, self._slots[0] + self.window)
-            self._slots.append(start)
-            return start - now
+            if len(self._slots) >= self.rate:
+                oldest = min(self._slots, key=lambda slot: slot.time)
+                self._slots.remove(oldest)
+                start = max(now, oldest.time + self.window)
+            slot = Slot(start)
+            self._slots.append(slot)
+            return slot, start - now
+
+    def complete(self, slot: Slot) -> None:
+        """Record that the request of ``slot`` got its answer (or failed) now."""
+        with self._lock:
+            slot.time = max(slot.time, self._clock())
