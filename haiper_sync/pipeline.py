@@ -78,12 +78,6 @@ class DetailBatch:
     retries: int = 0
 
 
-@dataclass
-class _Tries:
-    requests: int = 0
-    retries: int = 0
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -104,30 +98,35 @@ def _record(error: ApiError, creation_id: str, stage: str, deferred: bool) -> Er
     return ErrorRecord(creation_id, stage, str(error), deferred=deferred)
 
 
-async def _with_retries(
-    call: Callable[[], Awaitable[T]],
-    creation_id: str,
-    stage: str,
-    policy: RetryPolicy,
-    tries: _Tries,
-    sleep: Sleep,
-    draw: Draw,
-) -> T | ErrorRecord:
-    attempt = 0
-    while True:
-        attempt += 1
-        tries.requests += 1
-        try:
-            return await call()
-        except ApiError as error:
-            decision = decide(error, attempt, policy, draw())
-            if decision.action is Action.STOP_RUN:
-                raise
-            if decision.action is Action.RETRY:
-                tries.retries += 1
-                await sleep(decision.delay)
-                continue
-            return _record(error, creation_id, stage, decision.action is Action.DEFER)
+@dataclass
+class _Retrier:
+    """Applies the retry policy to single requests and counts what they cost."""
+
+    policy: RetryPolicy
+    sleep: Sleep
+    draw: Draw
+    requests: int = 0
+    retries: int = 0
+
+    async def call(
+        self, request: Callable[[], Awaitable[T]], creation_id: str, stage: str
+    ) -> T | ErrorRecord:
+        """``request()`` until it succeeds, or the policy says to stop: then an `ErrorRecord`."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            try:
+                return await request()
+            except ApiError as error:
+                decision = decide(error, attempt, self.policy, self.draw())
+                if decision.action is Action.STOP_RUN:
+                    raise
+                if decision.action is Action.RETRY:
+                    self.retries += 1
+                    await self.sleep(decision.delay)
+                    continue
+                return _record(error, creation_id, stage, decision.action is Action.DEFER)
 
 
 async def check_statuses(
@@ -139,18 +138,10 @@ async def check_statuses(
     draw: Draw = random.random,
 ) -> StatusBatch:
     """Check the status of every ID (concurrently, bounded by the client's pool)."""
-    tries = _Tries()
+    retrier = _Retrier(policy, sleep, draw)
 
     async def one(creation_id: str) -> StatusOutcome:
-        got = await _with_retries(
-            lambda: client.get_status(creation_id),
-            creation_id,
-            "status",
-            policy,
-            tries,
-            sleep,
-            draw,
-        )
+        got = await retrier.call(lambda: client.get_status(creation_id), creation_id, "status")
         checked_at = _now()
         if isinstance(got, ErrorRecord):
             return StatusOutcome(creation_id, checked_at, error=got)
@@ -164,7 +155,7 @@ async def check_statuses(
         return StatusOutcome(creation_id, checked_at, value.status, value.progress)
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
-    return StatusBatch(list(outcomes), tries.requests, tries.retries)
+    return StatusBatch(list(outcomes), retrier.requests, retrier.retries)
 
 
 async def fetch_details(
@@ -176,18 +167,10 @@ async def fetch_details(
     draw: Draw = random.random,
 ) -> DetailBatch:
     """Fetch the detail of every ID (call it only for IDs whose status is ``succeed``)."""
-    tries = _Tries()
+    retrier = _Retrier(policy, sleep, draw)
 
     async def one(creation_id: str) -> DetailOutcome:
-        got = await _with_retries(
-            lambda: client.get_detail(creation_id),
-            creation_id,
-            "detail",
-            policy,
-            tries,
-            sleep,
-            draw,
-        )
+        got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
         fetched_at = _now()
         if isinstance(got, ErrorRecord):
             return DetailOutcome(creation_id, fetched_at, error=got)
@@ -204,4 +187,4 @@ async def fetch_details(
         return DetailOutcome(creation_id, fetched_at, got.response.value, got.raw)
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
-    return DetailBatch(list(outcomes), tries.requests, tries.retries)
+    return DetailBatch(list(outcomes), retrier.requests, retrier.retries)

@@ -45,13 +45,17 @@ def resolve_api_key() -> SecretStr:
     return SecretStr(str(value))
 
 
-@task(
-    task_run_name="check-status-{chunk_no}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+# Both API tasks: retried only for transient failures of the whole chunk; never cached
+# (their inputs hold a key and their results change over time).
+API_TASK_OPTIONS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": _retry_if_transient,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(task_run_name="check-status-{chunk_no}", **API_TASK_OPTIONS)
 def check_status(
     ids: list[str], api: ApiConfig, api_key: SecretStr, chunk_no: int = 0
 ) -> StatusBatch:
@@ -60,13 +64,7 @@ def check_status(
     return engine.run(lambda client: check_statuses(client, ids, api.retry))
 
 
-@task(
-    task_run_name="fetch-detail-{chunk_no}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@task(task_run_name="fetch-detail-{chunk_no}", **API_TASK_OPTIONS)
 def fetch_detail(
     statuses: StatusBatch | None,
     known_succeeded: list[str],
