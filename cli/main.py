@@ -93,7 +93,7 @@ def _progress_bar() -> Iterator[None]:
 def _print_status_counts(db_path: str) -> None:
     with store.open_database(db_path, read_only=True, timeout=5) as con:
         cursor = con.execute(
-            "SELECT coalesce(status, '(not checked)') AS status, count(*) AS ids "
+            "SELECT coalesce(status, '(no status yet)') AS status, count(*) AS ids "
             "FROM creation_status GROUP BY ALL ORDER BY ids DESC"
         )
         columns = [d[0] for d in cursor.description or []]
