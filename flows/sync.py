@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import tempfile
 import uuid
 from collections import deque
@@ -41,8 +42,9 @@ from tasks.runners import (
 
 
 def _run_name() -> str:
-    parameters = runtime.flow_run.parameters
-    stem = Path(str(parameters.get("manifest", "manifest"))).stem or "manifest"
+    manifest = Path(str(runtime.flow_run.parameters.get("manifest", "manifest")))
+    # A glob (`manifests/*.txt`) is named after its folder, a file after itself.
+    stem = (manifest.parent.name if glob.has_magic(str(manifest)) else manifest.stem) or "manifest"
     return f"sync-{stem}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
 
 
