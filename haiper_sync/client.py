@@ -85,7 +85,6 @@ class HaiperClient:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        self.requests_sent = 0
         if transport is not None:
             shared = self._make_client(transport)
             self._clients = [shared]
@@ -172,7 +171,6 @@ class HaiperClient:
 
     async def _send(self, client: httpx.AsyncClient, path: str) -> str:
         url = self.api_url + path
-        self.requests_sent += 1
         try:
             async with asyncio.timeout(self._timeouts.deadline):
                 response = await client.get(path)

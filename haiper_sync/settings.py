@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=250, ge=1, le=10_000)
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
     max_chunks: int = Field(default=500, ge=1)
-    chunks_in_flight: int = Field(default=2, ge=1, le=32)
     max_attempts: int = Field(default=5, ge=1, le=20)
     max_retry_after: float = Field(default=60.0, ge=0)
     connect_timeout: float = 5.0
