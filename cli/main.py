@@ -16,6 +16,7 @@ from typing import Any
 
 from cli.analyst import add_commands as add_analyst_commands
 from haiper_sync import progress, store
+from haiper_sync.analyst import status_counts
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.manifest import manifest_files
 from haiper_sync.report import render, run_summary
@@ -92,13 +93,9 @@ def _progress_bar() -> Iterator[None]:
 
 def _print_status_counts(db_path: str) -> None:
     with store.open_database(db_path, read_only=True, timeout=5) as con:
-        cursor = con.execute(
-            "SELECT coalesce(status, '(no status yet)') AS status, count(*) AS ids "
-            "FROM creation_status GROUP BY ALL ORDER BY ids DESC"
-        )
-        columns = [d[0] for d in cursor.description or []]
-        print(f"\n{db_path}: creation_status")
-        print(render(columns, cursor.fetchall()))
+        counts = status_counts(con)
+    print(f"\n{db_path}: creation_status")
+    print(render(["status", "ids"], counts))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

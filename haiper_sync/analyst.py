@@ -14,7 +14,7 @@ import duckdb
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.locks import connect
 from haiper_sync.report import run_summary
-from haiper_sync.schema import SCHEMA_VERSION, schema_version
+from haiper_sync.schema import SCHEMA_VERSION, records, scalar, schema_version
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
 DEFAULT_WAIT = 5.0
@@ -183,23 +183,27 @@ def export(
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    rows = con.execute(sql).fetchall()
-    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    return int(scalar(con, sql) or 0)
+
+
+def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """IDs per status in ``creation_status``, most common first (NULL as ``(no status yet)``)."""
+    rows = con.execute(
+        f"""
+        SELECT coalesce(status, '{NO_STATUS}') AS status, count(*) AS ids
+        FROM creation_status GROUP BY ALL ORDER BY ids DESC, status
+        """
+    ).fetchall()
+    return [(str(s), int(n)) for s, n in rows]
 
 
 def build_status(
     con: duckdb.DuckDBPyConnection, path: str | Path, now: datetime | None = None
 ) -> StatusReport:
     """Gather the status report; reads tables only, so it also works on an older schema."""
-    by_status = con.execute(
-        f"""
-        SELECT coalesce(status, '{NO_STATUS}') AS status, count(*) AS ids
-        FROM creation_status GROUP BY ALL ORDER BY ids DESC, status
-        """
-    ).fetchall()
-    cursor = con.execute("SELECT * FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
-    names = [d[0] for d in cursor.description or []]
-    run = cursor.fetchone()
+    runs = records(
+        con.execute("SELECT * FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
+    )
     oldest = con.execute(
         f"""
         SELECT creation_id, status, first_seen_at, checks FROM creation_status
@@ -209,12 +213,12 @@ def build_status(
     return StatusReport(
         path=str(path),
         version=schema_version(con),
-        ids_by_status=[(str(s), int(n)) for s, n in by_status],
+        ids_by_status=status_counts(con),
         creations=_count(con, "SELECT count(*) FROM creations"),
         outputs=_count(con, "SELECT count(*) FROM creation_outputs"),
         errors=_count(con, "SELECT count(*) FROM sync_errors"),
         runs=_count(con, "SELECT count(*) FROM sync_runs"),
-        last_run=dict(zip(names, run, strict=True)) if run else None,
+        last_run=runs[0] if runs else None,
         pending=_count(con, f"SELECT count(*) FROM creation_status WHERE {NOT_TERMINAL}"),
         oldest_pending=PendingId(str(oldest[0]), oldest[1], oldest[2], int(oldest[3]))
         if oldest

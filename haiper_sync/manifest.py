@@ -48,8 +48,8 @@ def manifest_files(manifest: str) -> list[Path]:
     return files
 
 
-def _stage_lines(files: list[Path], staged: Path) -> int:
-    """Stream the manifest's lines into a Parquet file; return how many were kept.
+def _stage_lines(files: list[Path], staged: Path) -> None:
+    """Stream the manifest's lines (with file, line number and order) into a Parquet file.
 
     DuckDB then reads that file with out-of-core operators, so a manifest of millions of
     lines never has to sit in memory (a temp table would).
@@ -97,7 +97,6 @@ def _stage_lines(files: list[Path], staged: Path) -> int:
                 raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
         if lines:
             flush(writer)
-    return written
 
 
 @dataclass(frozen=True)

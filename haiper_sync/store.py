@@ -20,7 +20,7 @@ import pyarrow as pa
 from haiper_sync.locks import connect
 from haiper_sync.normalize import CreationRow, OutputRow, as_columns
 from haiper_sync.pipeline import ErrorRecord
-from haiper_sync.schema import migrate, scalar
+from haiper_sync.schema import migrate, records, scalar
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -286,12 +286,10 @@ def finish_run(
 
 def fetch_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """The run's row as a dict."""
-    cursor = con.execute("SELECT * FROM sync_runs WHERE run_id = ?", [run_id])
-    names = [d[0] for d in cursor.description or []]
-    rows = cursor.fetchall()
+    rows = records(con.execute("SELECT * FROM sync_runs WHERE run_id = ?", [run_id]))
     if not rows:
         raise KeyError(run_id)
-    return dict(zip(names, rows[0], strict=True))
+    return rows[0]
 
 
 @contextmanager
@@ -323,10 +321,10 @@ def error_sample(
     con: duckdb.DuckDBPyConnection, run_id: str, limit: int = 5
 ) -> list[dict[str, Any]]:
     """A few of the run's ``sync_errors`` rows (stage, ID, HTTP status, message)."""
-    cursor = con.execute(
-        "SELECT stage, creation_id, http_status, message FROM sync_errors WHERE run_id = ? "
-        "ORDER BY stage, creation_id LIMIT ?",
-        [run_id, limit],
+    return records(
+        con.execute(
+            "SELECT stage, creation_id, http_status, message FROM sync_errors WHERE run_id = ? "
+            "ORDER BY stage, creation_id LIMIT ?",
+            [run_id, limit],
+        )
     )
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
