@@ -109,6 +109,14 @@ class Plan:
     todo: int
     todo_path: Path
 
+    def counts(self) -> dict[str, int]:
+        """The plan's share of the run's counters (``sync_runs`` columns)."""
+        return {
+            "ids_in_manifest": self.ids_in_manifest,
+            "ids_rejected": self.ids_rejected,
+            "ids_skipped": self.ids_skipped,
+        }
+
 
 def plan_run(
     con: duckdb.DuckDBPyConnection,

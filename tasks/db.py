@@ -48,15 +48,7 @@ def prepare_sync(
             todo_path=todo_path,
             chunk_size=chunk_size,
         )
-        store.add_run_counts(
-            con,
-            run_id,
-            {
-                "ids_in_manifest": plan.ids_in_manifest,
-                "ids_rejected": plan.ids_rejected,
-                "ids_skipped": plan.ids_skipped,
-            },
-        )
+        store.add_run_counts(con, run_id, plan.counts())
     return plan
 
 
@@ -134,11 +126,13 @@ class ChunkWriter:
         self.set_aside = 0
         self.totals: dict[str, int] = dict.fromkeys(store.RUN_COUNTERS, 0)
 
+    def _add(self, counts: dict[str, int]) -> None:
+        for name, value in counts.items():
+            self.totals[name] += value
+
     def count_plan(self, plan: Plan) -> None:
         """Add the manifest's counts to the tally."""
-        self.totals["ids_in_manifest"] += plan.ids_in_manifest
-        self.totals["ids_rejected"] += plan.ids_rejected
-        self.totals["ids_skipped"] += plan.ids_skipped
+        self._add(plan.counts())
 
     def write(
         self,
@@ -160,7 +154,6 @@ class ChunkWriter:
         spilled = counts.pop("spilled")
         self.set_aside += spilled
         self._wait = self.BRIEF_WAIT if spilled else self.lock_timeout
-        for name, value in counts.items():
-            self.totals[name] += value
+        self._add(counts)
         checked = {o.creation_id for o in status_batch.outcomes} if status_batch else set()
         return len(checked | {o.creation_id for o in detail_batch.outcomes})
