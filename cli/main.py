@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--api-url", help="API base URL (default: $HAIPER_API_URL or Haiper's)")
     sync.add_argument("--concurrency", type=int, help="requests in flight (default 16)")
     sync.add_argument("--rate-limit", type=int, help="requests per minute (default 500)")
-    sync.add_argument("--chunk-size", type=int, help="IDs per task run (default 250)")
+    sync.add_argument(
+        "--chunk-size", type=int, help="IDs per task run (default: from the rate limit, 250-1,000)"
+    )
     sync.add_argument("--refresh", action="store_true", help="re-fetch finished IDs too")
     sync.set_defaults(func=cmd_sync)
 

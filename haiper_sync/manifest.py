@@ -19,7 +19,11 @@ from haiper_sync.errors import ManifestError
 from haiper_sync.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.schema import scalar
 
-_BATCH = 100_000
+# Lines staged per Parquet batch, and manifest IDs per planning partition: both bound the
+# planner's memory, whatever the manifest's size.
+_BATCH = 20_000
+_PARTITION = 100_000
+_PLAN_MEMORY = "128MB"
 _LINES = pa.schema(
     [("line_no", pa.int64()), ("raw", pa.string()), ("file_no", pa.int32()), ("seq", pa.int64())]
 )
@@ -48,7 +52,7 @@ def manifest_files(manifest: str) -> list[Path]:
     return files
 
 
-def _stage_lines(files: list[Path], staged: Path) -> None:
+def _stage_lines(files: list[Path], staged: Path) -> int:
     """Stream the manifest's lines (with file, line number and order) into a Parquet file.
 
     DuckDB then reads that file with out-of-core operators, so a manifest of millions of
@@ -97,6 +101,7 @@ def _stage_lines(files: list[Path], staged: Path) -> None:
                 raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
         if lines:
             flush(writer)
+    return written
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,7 @@ def plan_run(
     todo_path: Path,
     chunk_size: int,
 ) -> Plan:
-    """Load the manifest, record rejects and newly seen IDs, and write the to-do list.
+    """Load the manifest, record its rejects, and write the to-do list.
 
     The to-do Parquet file has ``creation_id`` and ``needs_status`` (False when the status is
     already ``succeed`` and only the detail is missing: one request instead of two).
@@ -135,44 +140,34 @@ def plan_run(
     files = manifest_files(manifest)
     todo_path.parent.mkdir(parents=True, exist_ok=True)
     staged = todo_path.with_name("manifest-lines.parquet")
-    _stage_lines(files, staged)
+    staged_lines = _stage_lines(files, staged)
     lines = f"read_parquet('{_sql_path(staged)}')"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
-    ids = f"(SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid} GROUP BY raw)"
-    finished = (
-        "FALSE"
-        if refresh
-        else "s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)"
-    )
+    # Hash partitions keep every join and aggregate to ~_PARTITION keys: a million-ID manifest
+    # against a million-row database then needs a tenth of the memory, for a few more scans.
+    parts = max(1, -(-staged_lines // _PARTITION))
+    part_files = [todo_path.with_name(f"todo-part-{p}.parquet") for p in range(parts)]
+    valid_ids = todo_path.with_name("manifest-ids.parquet")
+    # Planning only reads the tables (an ID gets its creation_status row when its chunk is
+    # written), so DuckDB may evict what it scanned instead of keeping it cached.
+    limit = scalar(con, "SELECT current_setting('memory_limit')")
+    con.execute(f"SET memory_limit = '{_PLAN_MEMORY}'")
     con.execute("BEGIN")
     try:
         rejected = _record_rejects(con, run_id, lines, valid, [str(f) for f in files])
-        total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
+        # Validated once, streaming; the partitions then read only valid IDs.
         con.execute(
-            f"""
-            INSERT INTO creation_status (creation_id, first_seen_at, checks, last_run_id)
-            SELECT creation_id, now(), 0, ? FROM {ids} AS m
-            -- An anti-join, not ON CONFLICT: it spills to disk, a conflict check over the
-            -- primary key's index of millions of IDs would not.
-            WHERE NOT EXISTS (
-                SELECT 1 FROM creation_status s WHERE s.creation_id = m.creation_id
-            )
-            """,
-            [run_id],
+            f"COPY (SELECT raw AS creation_id, seq FROM {lines} WHERE {valid}) "
+            f"TO '{_sql_path(valid_ids)}' (FORMAT parquet)"
         )
+        total = 0
+        for part, part_file in enumerate(part_files):
+            total += _plan_partition(con, valid_ids, part, parts, part_file, refresh)
+        sources = ", ".join(f"'{_sql_path(f)}'" for f in part_files)
         con.execute(
             f"""
-            COPY (
-                SELECT m.creation_id,
-                       {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"}
-                           AS needs_status
-                FROM {ids} AS m
-                LEFT JOIN creation_status s USING (creation_id)
-                LEFT JOIN creations c USING (creation_id)
-                WHERE NOT coalesce({finished}, FALSE)
-                ORDER BY m.seq
-            ) TO '{_sql_path(todo_path)}'
-            (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
+            COPY (SELECT creation_id, needs_status FROM read_parquet([{sources}]) ORDER BY seq)
+            TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
         con.execute("COMMIT")
@@ -180,9 +175,56 @@ def plan_run(
         con.execute("ROLLBACK")
         raise
     finally:
-        staged.unlink(missing_ok=True)
+        con.execute(f"SET memory_limit = '{limit}'")
+        for path in (staged, valid_ids, *part_files):
+            path.unlink(missing_ok=True)
     todo = pq.ParquetFile(todo_path).metadata.num_rows
     return Plan(total, rejected, total - todo, todo, todo_path)
+
+
+def _plan_partition(
+    con: duckdb.DuckDBPyConnection,
+    valid_ids: Path,
+    part: int,
+    parts: int,
+    out: Path,
+    refresh: bool,
+) -> int:
+    """Plan the IDs of one hash partition: write its to-do rows to ``out``.
+
+    Returns the partition's count of distinct valid IDs.
+    """
+    mine = f"hash(creation_id) % {parts} = {part}"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _plan_ids AS
+        SELECT creation_id, min(seq) AS seq FROM read_parquet('{_sql_path(valid_ids)}')
+        WHERE {mine}
+        GROUP BY creation_id
+        """
+    )
+    count = int(scalar(con, "SELECT count(*) FROM _plan_ids"))
+    finished = (
+        "FALSE"
+        if refresh
+        else "s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)"
+    )
+    con.execute(
+        f"""
+        COPY (
+            SELECT m.creation_id,
+                   {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"} AS needs_status,
+                   m.seq
+            FROM _plan_ids AS m
+            LEFT JOIN (SELECT creation_id, status FROM creation_status WHERE {mine}) AS s
+                USING (creation_id)
+            LEFT JOIN (SELECT creation_id FROM creations WHERE {mine}) AS c USING (creation_id)
+            WHERE NOT coalesce({finished}, FALSE)
+        ) TO '{_sql_path(out)}' (FORMAT parquet)
+        """
+    )
+    con.execute("DROP TABLE _plan_ids")
+    return count
 
 
 def _record_rejects(
@@ -218,6 +260,17 @@ def iter_chunks(todo_path: Path, chunk_size: int) -> Iterator[list[tuple[str, bo
         ids = batch.column("creation_id").to_pylist()
         needs = batch.column("needs_status").to_pylist()
         yield list(zip(ids, needs, strict=True))
+
+
+# A chunk's task runs cost ~0.1 s of CPU in Prefect (client and server); a chunk is also the
+# unit of commit. So: about 30 s of requests at the rate limit (2 per ID), within these bounds.
+MIN_AUTO_CHUNK = 250
+MAX_AUTO_CHUNK = 1_000
+
+
+def auto_chunk_size(rate_limit: int) -> int:
+    """IDs per chunk for a run limited to ``rate_limit`` requests a minute."""
+    return min(MAX_AUTO_CHUNK, max(MIN_AUTO_CHUNK, rate_limit // 4))
 
 
 def chunk_size_for(todo: int, chunk_size: int, max_chunks: int) -> int:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from functools import cache
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 TERMINAL_STATUSES = frozenset({"succeed", "failed"})
 KNOWN_STATUSES = frozenset({"pending", "processing", "post_processing", "succeed", "failed"})
@@ -29,25 +37,42 @@ class LenientModel(BaseModel):
 
     drift: list[str] = Field(default_factory=list, exclude=True)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _coerce_fields(cls, data: Any) -> Any:
+    def _lenient(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         if not isinstance(data, dict):
-            return data
+            return handler(data)
+        data = cls._reshape(data)
+        try:
+            # Fast path: a well-formed document validates in one pass of pydantic-core.
+            model = handler(data)
+        except ValidationError:
+            model = handler(cls._drop_bad_fields(data))
+        for name, value in model.__dict__.items():
+            if isinstance(value, LenientModel) and value.drift:
+                model.drift.extend(f"{name}.{note}" for note in value.drift)
+        return model
+
+    @classmethod
+    def _reshape(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Hook: adapt a known variant of the document before validation."""
+        return data
+
+    @classmethod
+    def _drop_bad_fields(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Validate field by field; a field that fails becomes ``None`` and a drift note."""
         cleaned = dict(data)
         notes: list[str] = list(cleaned.pop("drift", None) or [])
         for name, field in cls.model_fields.items():
             if name in cls._lenient_skip or name not in cleaned or cleaned[name] is None:
                 continue
             try:
-                value = _adapter(cast(Hashable, field.annotation)).validate_python(cleaned[name])
+                cleaned[name] = _adapter(cast(Hashable, field.annotation)).validate_python(
+                    cleaned[name]
+                )
             except ValidationError:
                 notes.append(f"{name}: unexpected {type(cleaned[name]).__name__} dropped")
                 cleaned[name] = None
-            else:
-                if isinstance(value, LenientModel):
-                    notes.extend(f"{name}.{note}" for note in value.drift)
-                cleaned[name] = value
         cleaned["drift"] = notes
         return cleaned
 
@@ -117,15 +142,14 @@ class CreationDetail(LenientModel):
     commits: CreationCommits | None = None
     outputs: list[CreationOutput] | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _accept_single_output(cls, data: Any) -> Any:
+    def _reshape(cls, data: dict[str, Any]) -> dict[str, Any]:
         # Another public description of the API sends one `output` object, not `outputs`.
-        if isinstance(data, dict) and data.get("outputs") is None:
+        if data.get("outputs") is None:
             single = data.get("output")
             if isinstance(single, dict):
                 data = {k: v for k, v in data.items() if k != "output"} | {"outputs": [single]}
-        if isinstance(data, dict) and isinstance(data.get("outputs"), list):
+        if isinstance(data.get("outputs"), list):
             items = data["outputs"]
             kept = [item for item in items if isinstance(item, dict)]
             if len(kept) != len(items):

@@ -8,8 +8,10 @@ many chunks are in flight, and keeps keep-alive connections warm between chunks.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -116,3 +118,22 @@ def close_engines() -> None:
         _engines.clear()
     for engine in engines:
         engine.close()
+
+
+@contextmanager
+def steady_gc() -> Iterator[None]:
+    """Keep the garbage collector's full passes from stalling the HTTP loop during a run.
+
+    A full collection holds the GIL while it walks every object: in a Prefect process that took
+    up to 0.45 s, five times per 10,000-ID run, with all requests in flight waiting. Objects
+    alive when the run starts (imports, Prefect's state) are frozen out of those walks, and
+    collections of the older generations are made rarer; both are undone afterwards.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

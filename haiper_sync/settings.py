@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests per minute")
     # The API's quota window. Only tests shrink it (with the simulator's) to see many windows.
     rate_window: float = Field(default=60.0, gt=0)
-    chunk_size: int = Field(default=250, ge=1, le=10_000)
+    # IDs per chunk; 0: sized from the rate limit (see `manifest.auto_chunk_size`).
+    chunk_size: int = Field(default=0, ge=0, le=10_000)
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
     max_chunks: int = Field(default=500, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=20)

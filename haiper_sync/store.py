@@ -137,14 +137,16 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
             )
         )
         value_columns = [n for n in CREATION_SCHEMA.names if n not in ("synced_at", "run_id")]
-        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in value_columns if c != "creation_id")
+        assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
         con.execute(
             f"""
-            INSERT INTO creations ({", ".join(value_columns)},
-                                   first_synced_at, last_synced_at, last_run_id)
-            SELECT {", ".join(value_columns)}, synced_at, synced_at, run_id FROM {name}
-            ON CONFLICT (creation_id) DO UPDATE SET {assignments},
-                last_synced_at = EXCLUDED.last_synced_at, last_run_id = EXCLUDED.last_run_id
+            MERGE INTO creations AS c USING {name} AS i ON c.creation_id = i.creation_id
+            WHEN MATCHED THEN UPDATE SET {assignments},
+                last_synced_at = i.synced_at, last_run_id = i.run_id
+            WHEN NOT MATCHED THEN INSERT ({", ".join(value_columns)},
+                                          first_synced_at, last_synced_at, last_run_id)
+                VALUES ({", ".join(f"i.{c}" for c in value_columns)},
+                        i.synced_at, i.synced_at, i.run_id)
             """
         )
     finally:
@@ -179,18 +181,26 @@ def upsert_statuses(con: duckdb.DuckDBPyConnection, rows: list[StatusRow], run_i
         con,
         as_arrow(rows, STATUS_SCHEMA),
         """
-        INSERT INTO creation_status
-        SELECT creation_id, status, progress, coalesce(checked_at, now()), checked_at,
-               CASE WHEN status IS NULL THEN 0 ELSE 1 END, ?, error
-        FROM {incoming}
-        ON CONFLICT (creation_id) DO UPDATE SET
-            status = coalesce(EXCLUDED.status, creation_status.status),
-            progress = CASE WHEN EXCLUDED.status IS NULL THEN creation_status.progress
-                            ELSE EXCLUDED.progress END,
-            last_checked_at = coalesce(EXCLUDED.last_checked_at, creation_status.last_checked_at),
-            checks = creation_status.checks + EXCLUDED.checks,
-            last_run_id = EXCLUDED.last_run_id,
-            last_error = EXCLUDED.last_error
+        MERGE INTO creation_status AS s
+        USING (
+            SELECT *, CASE WHEN status IS NULL THEN 0 ELSE 1 END AS answered,
+                   -- First seen: when the run that first listed the ID started.
+                   coalesce((SELECT started_at FROM sync_runs WHERE run_id = $1),
+                            checked_at, now()) AS seen_at
+            FROM {incoming}
+        ) AS i ON s.creation_id = i.creation_id
+        WHEN MATCHED THEN UPDATE SET
+            status = coalesce(i.status, s.status),
+            progress = CASE WHEN i.status IS NULL THEN s.progress ELSE i.progress END,
+            last_checked_at = coalesce(i.checked_at, s.last_checked_at),
+            checks = s.checks + i.answered,
+            last_run_id = $1,
+            last_error = i.error
+        WHEN NOT MATCHED THEN INSERT
+            (creation_id, status, progress, first_seen_at, last_checked_at, checks, last_run_id,
+             last_error)
+            VALUES (i.creation_id, i.status, i.progress, i.seen_at, i.checked_at, i.answered, $1,
+                    i.error)
         """,
         [run_id],
     )

@@ -10,7 +10,13 @@ import pytest
 
 from haiper_sync import store
 from haiper_sync.errors import ManifestError
-from haiper_sync.manifest import chunk_size_for, iter_chunks, manifest_files, plan_run
+from haiper_sync.manifest import (
+    auto_chunk_size,
+    chunk_size_for,
+    iter_chunks,
+    manifest_files,
+    plan_run,
+)
 from haiper_sync.store import StatusRow
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -52,7 +58,8 @@ def test_hostile_lines_are_rejected_recorded_and_never_planned(
     assert any("longer than 128" in message for _, _, message in rows)
     assert all("ids.txt line" in message for _, _, message in rows)
     assert max(len(cid) for cid, _, _ in rows) <= 129
-    assert statuses == [("good-1",), ("good-3",), ("good_2",)]
+    # Planning only reads the tables: an ID's status row comes with its chunk's write.
+    assert statuses == []
 
 
 def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
@@ -132,3 +139,28 @@ def test_chunks_grow_so_a_run_has_a_bounded_number() -> None:
     assert chunk_size_for(1_000_000, 250, 500) == 2_000
     assert chunk_size_for(1_000_001, 250, 500) == 2_001
     assert chunk_size_for(0, 250, 500) == 250
+
+
+def test_default_chunks_last_about_half_a_minute_at_the_rate_limit() -> None:
+    assert auto_chunk_size(500) == 250  # the API's default limit: the floor
+    assert auto_chunk_size(2_000) == 500
+    assert auto_chunk_size(1_000_000) == 1_000  # a raised limit: the ceiling
+
+
+def test_a_manifest_larger_than_a_partition_plans_like_a_small_one(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("haiper_sync.manifest._PARTITION", 7)
+    ids = [f"id-{n:03d}" for n in range(40)]
+    manifest = tmp_path / "ids.txt"
+    manifest.write_text("\n".join([*ids, *ids[:5], "bad id"]) + "\n")
+    with store.open_database(db_path) as con:
+        con.execute(
+            "INSERT INTO creation_status (creation_id, status, first_seen_at, checks) "
+            "SELECT 'id-0' || lpad(n::VARCHAR, 2, '0'), 'failed', now(), 1 FROM range(10) t(n)"
+        )
+    result = plan(db_path, str(manifest), tmp_path)
+    assert (result.ids_in_manifest, result.ids_rejected, result.ids_skipped) == (40, 1, 10)
+    todo = [row["creation_id"] for row in pq.read_table(result.todo_path).to_pylist()]
+    assert todo == ids[10:]  # manifest order, across partitions
+    assert sorted(p.name for p in tmp_path.glob("todo*")) == ["todo.parquet"]

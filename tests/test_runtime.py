@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import threading
 
 import pytest
 from pydantic import SecretStr
 
 from haiper_sync.client import HaiperClient
-from haiper_sync.runtime import ApiConfig, EngineClosed, close_engines, engine_for
+from haiper_sync.runtime import ApiConfig, EngineClosed, close_engines, engine_for, steady_gc
 
 
 def test_one_engine_per_config_and_key() -> None:
@@ -39,3 +40,13 @@ def test_closing_cancels_work_in_flight_and_refuses_new_work() -> None:
             waiting.result(timeout=5)
     with pytest.raises(EngineClosed):
         engine.run(forever)
+
+
+def test_steady_gc_freezes_for_the_run_and_restores_the_collector() -> None:
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    kept = [[] for _ in range(100)]  # alive before the run: frozen out of collections
+    with steady_gc():
+        assert gc.get_freeze_count() >= frozen + len(kept)
+        assert gc.get_threshold()[0] > threshold[0]
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == 0

@@ -103,6 +103,19 @@ def test_a_version_1_file_is_upgraded_on_open_with_its_data_intact(
             ("o2", "a fox", "iris", "text2video"),
         ]
 
+        # Version 3 dropped the per-creation tables' key indexes, keeping columns and rules.
+        keys = con.execute(
+            "SELECT table_name, constraint_type FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY 1"
+        ).fetchall()
+        assert keys == [
+            ("schema_version", "PRIMARY KEY"),
+            ("sync_errors", "PRIMARY KEY"),
+            ("sync_runs", "PRIMARY KEY"),
+        ]
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("INSERT INTO creation_status (creation_id) VALUES ('no-first-seen')")
+
     # A second open finds nothing to do.
     with store.open_database(path) as con:
         versions = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()

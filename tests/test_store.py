@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -95,6 +95,17 @@ def test_status_upsert_keeps_the_last_known_status_when_a_check_fails(db_path: P
         store.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, NOW, None)], "r3")
         row = con.execute("SELECT status, checks, last_error FROM creation_status").fetchall()[0]
         assert row == ("succeed", 2, None)
+
+
+def test_first_seen_is_the_start_of_the_run_that_first_listed_the_id(db_path: Path) -> None:
+    with store.open_database(db_path) as con:
+        store.start_run(con, "r1", manifest="m", refresh=False)
+        started = con.execute("SELECT started_at FROM sync_runs").fetchall()[0][0]
+        later = NOW + timedelta(days=400)
+        store.upsert_statuses(con, [StatusRow("x", "processing", 0.4, later, None)], "r1")
+        store.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, later, None)], "r2")
+        row = con.execute("SELECT first_seen_at, last_checked_at FROM creation_status").fetchall()
+        assert row == [(started, later)]
 
 
 def test_errors_are_one_row_per_id_and_stage_per_run(db_path: Path) -> None:
