@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
@@ -44,7 +44,8 @@ class Endpoint:
 
     origin: _Origin
     base_path: bytes
-    header_block: bytes
+    # Holds the Authorization header: never in a repr, so never in a log or traceback.
+    header_block: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

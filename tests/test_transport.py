@@ -593,3 +593,12 @@ def test_interim_1xx_response_is_skipped() -> None:
         assert (response.status, response.body) == (200, b"final")
 
     run(scenario())
+
+
+def test_an_endpoint_never_shows_its_headers() -> None:
+    transport = LeanTransport()
+    endpoint = transport.endpoint(
+        "http://127.0.0.1:9/base", httpx.Headers({"Authorization": "Bearer sk-canary"})
+    )
+    assert b"sk-canary" in endpoint.header_block
+    assert "sk-canary" not in repr(endpoint)
