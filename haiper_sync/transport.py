@@ -14,6 +14,7 @@ It plugs in where any ``httpx.AsyncBaseTransport`` does, so tests can still hand
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import zlib
 from dataclasses import dataclass, field
@@ -236,6 +237,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         host = url.netloc.decode("ascii")
         block = [b"Host: ", host.encode("ascii"), b"\r\n"]
         for name, value in headers.raw:
+            _check_header(name, value)
             if name.lower() != b"host":
                 block += (name, b": ", value, b"\r\n")
         block.append(b"\r\n")
@@ -245,6 +247,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
     async def get(self, endpoint: Endpoint, path: str) -> RawResponse:
         """``GET`` ``path`` (ASCII, already escaped) below the endpoint's base URL."""
         target = endpoint.base_path + path.encode("ascii")
+        if _UNSAFE_TARGET.search(target):
+            raise ValueError(f"unsafe request target {target!r}")
         head = b"GET " + target + b" HTTP/1.1\r\n" + endpoint.header_block
         return _decoded(await self._exchange(endpoint.origin, head, None))
 
@@ -348,6 +352,17 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._idle.clear()
 
 
+# Bytes that would let a value end its line and start another header or request.
+_UNSAFE_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_UNSAFE_VALUE = re.compile(rb"[\x00\r\n]")
+
+
+def _check_header(name: bytes, value: bytes) -> None:
+    if _UNSAFE_VALUE.search(name) or _UNSAFE_VALUE.search(value) or b":" in name:
+        # The value may be a secret: name the header only.
+        raise ValueError(f"header {name.decode('latin-1')!r} holds a line break or NUL")
+
+
 def _decoded(raw: RawResponse) -> RawResponse:
     encoding = (raw.header("content-encoding") or "identity").strip().lower().encode()
     if encoding == b"identity":
@@ -370,8 +385,12 @@ def _decode(encoding: bytes, body: bytes) -> bytes:
 def _head(request: httpx.Request) -> bytes:
     """The request line and headers (and body, if any) as bytes to write."""
     content = request.content
-    lines = [request.method.encode(), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    target = request.url.raw_path
+    if _UNSAFE_TARGET.search(target):
+        raise ValueError(f"unsafe request target {target!r}")
+    lines = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n"]
     for name, value in request.headers.raw:
+        _check_header(name, value)
         lines += (name, b": ", value, b"\r\n")
     if content and "content-length" not in request.headers:
         lines.append(b"Content-Length: %d\r\n" % len(content))

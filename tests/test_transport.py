@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import gzip
+import ipaddress
 import json
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import SecretStr
 
+from haiper_sync.client import HaiperClient
 from haiper_sync.transport import LeanTransport
 
 T = TypeVar("T")
@@ -45,11 +56,14 @@ class ScriptedServer:
     """An asyncio server answering each request it reads with the next scripted action.
 
     Actions are shared by all connections, in the order requests arrive. The server records
-    the raw request heads (and bodies) and counts connections.
+    the raw request heads (and bodies) and counts connections. Given ``tls``, it speaks HTTPS:
+    a connection counts as accepted only once its TLS handshake has succeeded.
     """
 
-    def __init__(self, actions: Iterable[Action]) -> None:
+    def __init__(self, actions: Iterable[Action], *, tls: ssl.SSLContext | None = None) -> None:
         self._actions = list(actions)
+        self._tls = tls
+        self.tls_versions: list[str | None] = []  # per accepted connection; None without TLS
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
         self.accepted = 0
@@ -66,10 +80,11 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self._tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -102,6 +117,8 @@ class ScriptedServer:
         assert task is not None
         self._handlers.add(task)
         self.accepted += 1
+        tls_object = writer.get_extra_info("ssl_object")
+        self.tls_versions.append(None if tls_object is None else tls_object.version())
         self.open_now += 1
         self.max_open = max(self.max_open, self.open_now)
         self._changed()
@@ -602,3 +619,197 @@ def test_an_endpoint_never_shows_its_headers() -> None:
     )
     assert b"sk-canary" in endpoint.header_block
     assert "sk-canary" not in repr(endpoint)
+
+
+def test_line_breaks_in_a_header_or_target_are_refused_before_sending() -> None:
+    transport = LeanTransport()
+    with pytest.raises(ValueError, match="Authorization") as caught:
+        transport.endpoint(
+            "http://127.0.0.1:9", httpx.Headers({"Authorization": "Bearer k\r\nX-Evil: 1"})
+        )
+    assert "Evil" not in str(caught.value)  # the value may be a secret: never echoed
+    endpoint = transport.endpoint("http://127.0.0.1:9", httpx.Headers())
+    for path in ("/a b", "/a\r\nHost: evil", "/a\x00"):
+        with pytest.raises(ValueError, match="unsafe request target"):
+            asyncio.run(transport.get(endpoint, path))
+
+
+# HTTPS: a throwaway CA signs certificates for IP addresses; real TLS handshakes on 127.0.0.1.
+
+
+@dataclass(frozen=True)
+class Pki:
+    """PEM files of a test CA and of two server certificates it signed (one shared key)."""
+
+    ca: Path
+    server_chain: Path  # leaf for IP 127.0.0.1, then the CA
+    other_address_chain: Path  # leaf for IP 127.0.0.2 only
+    server_key: Path
+
+    def server_context(self, chain: Path | None = None) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(chain or self.server_chain, self.server_key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A default (verifying) client context that trusts the test CA."""
+        return ssl.create_default_context(cafile=self.ca)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    # EC P-256 keys: generating them takes microseconds, RSA 2048 up to half a second.
+    directory = tmp_path_factory.mktemp("pki")
+    now = datetime.datetime.now(datetime.UTC)
+    validity = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("haiper-sync test CA")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+
+    def leaf(address: str) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(_name("haiper-sync test server"))
+            .issuer_name(ca_name)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    def write(name: str, *certificates: x509.Certificate) -> Path:
+        path = directory / name
+        path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates))
+        return path
+
+    key_path = directory / "server.key"
+    key_path.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Pki(
+        ca=write("ca.pem", ca_cert),
+        server_chain=write("server.pem", leaf("127.0.0.1"), ca_cert),
+        other_address_chain=write("other.pem", leaf("127.0.0.2"), ca_cert),
+        server_key=key_path,
+    )
+
+
+def test_https_get_verifies_the_server_and_reuses_one_tls_connection(pki: Pki) -> None:
+    async def scenario() -> None:
+        server = ScriptedServer(
+            [ok(b"first"), ok(b"second", "X-Trace: t-2")], tls=pki.server_context()
+        )
+        transport = LeanTransport(ssl_context=pki.client_context())
+        async with server, transport:
+            assert server.url.startswith("https://127.0.0.1:")
+            headers = httpx.Headers({"Authorization": "Bearer tok", "Accept": "application/json"})
+            endpoint = transport.endpoint(server.url + "/v1", headers)
+            first = await transport.get(endpoint, "/a")
+            second = await transport.get(endpoint, "/b?q=1")
+        assert (first.status, first.body) == (200, b"first")
+        assert (second.status, second.body, second.header("x-trace")) == (200, b"second", "t-2")
+        # One handshake, then both requests on that TLS connection.
+        assert server.accepted == 1
+        assert len(server.tls_versions) == 1
+        assert server.tls_versions[0] in {"TLSv1.2", "TLSv1.3"}
+        rest = f"Host: 127.0.0.1:{server.port}\r\n".encode() + (
+            b"Authorization: Bearer tok\r\nAccept: application/json\r\n\r\n"
+        )
+        assert server.heads == [
+            b"GET /v1/a HTTP/1.1\r\n" + rest,
+            b"GET /v1/b?q=1 HTTP/1.1\r\n" + rest,
+        ]
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "case", ["ca-not-trusted", "default-context", "certificate-for-another-address"]
+)
+def test_https_refuses_a_server_it_cannot_verify(pki: Pki, case: str) -> None:
+    # "default-context": LeanTransport builds its own verifying context from the system store.
+    client_context = {
+        "ca-not-trusted": ssl.create_default_context(),
+        "default-context": None,
+        "certificate-for-another-address": pki.client_context(),
+    }[case]
+    chain = pki.other_address_chain if case == "certificate-for-another-address" else None
+
+    async def scenario() -> None:
+        server = ScriptedServer([ok(b"must not be served")], tls=pki.server_context(chain))
+        transport = LeanTransport(ssl_context=client_context)
+        async with server, transport:
+            headers = httpx.Headers({"Authorization": "Bearer sk-canary"})
+            endpoint = transport.endpoint(server.url + "/v1", headers)
+            with pytest.raises(httpx.ConnectError, match=r"\(SSLCertVerificationError\)"):
+                await transport.get(endpoint, "/a")
+        # The handshake never completed: no connection was handed over, no head was read.
+        assert (server.accepted, server.heads) == (0, [])
+
+    run(scenario())
+
+
+def test_haiper_client_gets_a_status_over_https(pki: Pki) -> None:
+    body = b'{"status":"success","value":{"status":"succeed","progress":1}}'
+
+    async def scenario() -> None:
+        reply = ok(body, "Content-Type: application/json")
+        async with ScriptedServer([reply], tls=pki.server_context()) as server:
+            transport = LeanTransport(ssl_context=pki.client_context())
+            async with HaiperClient(
+                server.url, SecretStr("sk-test"), transport=transport
+            ) as client:
+                status = await client.get_status("job_1")
+        assert status.status == "success"
+        assert status.value is not None
+        assert (status.value.status, status.value.progress) == ("succeed", 1)
+        assert server.accepted == 1
+        assert server.heads[0].startswith(b"GET /v1/jobs/job_1/status HTTP/1.1\r\n")
+        assert f"\r\nHost: 127.0.0.1:{server.port}\r\n".encode() in server.heads[0]
+        assert b"\r\nAuthorization: Bearer sk-test\r\n" in server.heads[0]
+
+    run(scenario())
