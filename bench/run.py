@@ -106,9 +106,9 @@ def child(args: argparse.Namespace) -> None:
                 "wall_s": wall,
                 "cpu_s": cpu,
                 "peak_rss_mb": cpu1.ru_maxrss / 1024,
-                "requests_flow": summary["requests"],
-                "succeeded": summary["ids_succeeded"],
-                "fetched": summary["ids_fetched"],
+                "requests_flow": summary.requests,
+                "succeeded": summary.ids_succeeded,
+                "fetched": summary.ids_fetched,
             }
         )
     )

@@ -19,7 +19,7 @@ from haiper_sync import progress, store
 from haiper_sync.analyst import status_counts
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.manifest import manifest_files
-from haiper_sync.report import render, run_summary
+from haiper_sync.report import render
 from haiper_sync.settings import load_settings
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
@@ -58,7 +58,7 @@ def run_sync(parameters: dict[str, Any]) -> int:
         reason = str(outcome) if isinstance(outcome, BaseException) else state.message
         return _fail(f"sync failed: {reason}")
     summary = state.result()
-    print(run_summary(summary))
+    print(summary.text())
     _print_status_counts(parameters["db_path"])
     return 0
 

@@ -8,37 +8,29 @@ import uuid
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from prefect import flow, get_run_logger, runtime
 from prefect.futures import PrefectFuture
 from pydantic import Field
 
-from haiper_sync.client import Timeouts
+from haiper_sync.engine import ApiConfig
+from haiper_sync.errors import HaiperSyncError
 from haiper_sync.locks import sync_lock
 from haiper_sync.manifest import auto_chunk_size, chunk_size_for, iter_chunks
-from haiper_sync.pipeline import DetailBatch, StatusBatch
-from haiper_sync.retry import RetryPolicy
-from haiper_sync.runtime import ApiConfig, steady_gc
 from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
+from haiper_sync.summary import RunSummary
+from haiper_sync.sync import ChunkRows
 from tasks import (
     ChunkWriter,
     RunProgress,
-    check_status,
-    close_connections,
-    fetch_detail,
+    fetch_chunk,
     finish_sync,
     prepare_sync,
     publish_summary,
     resolve_api_key,
 )
-from tasks.runners import (
-    CHUNKS_IN_FLIGHT,
-    as_is,
-    build_task_runner,
-    fetching_processes,
-    resolved,
-)
+from tasks.runners import CHUNKS_IN_FLIGHT, build_task_runner, fetching_processes, run_engine
 
 
 def _run_name() -> str:
@@ -46,9 +38,6 @@ def _run_name() -> str:
     # A glob (`manifests/*.txt`) is named after its folder, a file after itself.
     stem = (manifest.parent.name if glob.has_magic(str(manifest)) else manifest.stem) or "manifest"
     return f"sync-{stem}-{datetime.now(UTC):%Y-%m-%d-%H%M}"
-
-
-ChunkFutures = tuple[int, PrefectFuture[StatusBatch] | None, PrefectFuture[DetailBatch]]
 
 
 @flow(
@@ -65,7 +54,7 @@ def sync_creations(
     refresh: bool = False,
     rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
     chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
     Args:
@@ -82,37 +71,31 @@ def sync_creations(
     settings = load_settings()
     api_key = resolve_api_key()
     processes = fetching_processes()
-    api = ApiConfig(
+    api = ApiConfig.from_settings(
+        settings,
         api_url=api_url,
         concurrency=max(1, concurrency // processes),
         rate_limit=max(1, rate_limit // processes),
-        rate_window=settings.rate_window,
-        timeouts=Timeouts(
-            connect=settings.connect_timeout,
-            read=settings.read_timeout,
-            deadline=settings.request_deadline,
-        ),
-        retry=RetryPolicy(
-            max_attempts=settings.max_attempts, max_retry_after=settings.max_retry_after
-        ),
     )
-    run_id = uuid.uuid4().hex
     requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
     lock_timeout = settings.lock_timeout
+    tally = RunSummary(
+        run_id=uuid.uuid4().hex,
+        manifest=manifest,
+        refresh=refresh,
+        started_at=datetime.now(UTC),
+        flow_run_id=str(runtime.flow_run.id or "") or None,
+    )
     state, message = "completed", None
-    writer = ChunkWriter(db_path, run_id, lock_timeout)
+    writer = ChunkWriter(db_path, tally, lock_timeout, logger)
     with (
-        steady_gc(),
         sync_lock(db_path, timeout=lock_timeout),
         tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
     ):
         try:
             plan = prepare_sync(
                 db_path,
-                manifest,
-                run_id=run_id,
-                flow_run_id=str(runtime.flow_run.id or "") or None,
-                refresh=refresh,
+                tally,
                 todo_path=Path(work) / "todo.parquet",
                 chunk_size=requested_size,
                 lock_timeout=lock_timeout,
@@ -126,60 +109,39 @@ def sync_creations(
                 plan.todo,
                 size,
             )
-            writer.count_plan(plan)
-            progress = RunProgress(run_id, plan.todo)
-            in_flight: deque[ChunkFutures] = deque()
-            for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
-                to_check = [i for i, needs_status in chunk if needs_status]
-                to_fetch = [i for i, needs_status in chunk if not needs_status]
-                # quote/opaque: Prefect would otherwise walk every element of these inputs
-                # looking for futures, which costs more CPU than the requests themselves.
-                statuses = (
-                    check_status.submit(as_is(to_check), api, api_key, chunk_no)
-                    if to_check
-                    else None
-                )
-                # The status future is resolved before the detail task starts.
-                details = fetch_detail.submit(
-                    resolved(statuses) if statuses else None,
-                    as_is(to_fetch),
-                    api,
-                    api_key,
-                    chunk_no,
-                )
-                in_flight.append((chunk_no, statuses, details))
-                if len(in_flight) >= CHUNKS_IN_FLIGHT:
+            tally.add(plan.counts())
+            progress = RunProgress(tally.run_id, plan.todo)
+            in_flight: deque[tuple[int, PrefectFuture[ChunkRows]]] = deque()
+            with run_engine(api, api_key) as engine:
+                for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
+                    to_check = [i for i, needs_status in chunk if needs_status]
+                    to_fetch = [i for i, needs_status in chunk if not needs_status]
+                    rows = fetch_chunk.submit(to_check, to_fetch, engine, tally.run_id, chunk_no)
+                    in_flight.append((chunk_no, rows))
+                    if len(in_flight) >= CHUNKS_IN_FLIGHT:
+                        progress.advance(writer.write(*in_flight.popleft()))
+                while in_flight:
                     progress.advance(writer.write(*in_flight.popleft()))
-            while in_flight:
-                progress.advance(writer.write(*in_flight.popleft()))
         except BaseException as error:
-            state, message = "failed", f"{type(error).__name__}: {error}"
+            state, message = "failed", _one_line(error)
             raise
         finally:
-            close_connections()
             try:
-                summary = finish_sync(
-                    db_path,
-                    run_id,
-                    state=state,
-                    message=message,
-                    lock_timeout=lock_timeout,
-                    totals=writer.totals,
+                summary, errors = finish_sync(
+                    db_path, tally, state=state, message=message, lock_timeout=lock_timeout
                 )
-                summary["chunks_set_aside"] = writer.set_aside
-                publish_summary(summary, summary.pop("errors"))
+                publish_summary(summary, errors)
             except Exception as finish_error:
                 if state == "completed":
                     raise
                 # Never mask the error that failed the run with one about recording it.
-                logger.error("Could not record the end of run %s: %s", run_id, finish_error)
-    logger.info(
-        "Done: %d checked, %d fetched, %d failed, %d still pending, %d errors, %d requests",
-        summary["ids_checked"],
-        summary["ids_fetched"],
-        summary["ids_failed"],
-        summary["ids_pending"],
-        summary["ids_errored"],
-        summary["requests"],
-    )
+                logger.error("Could not record the end of run %s: %s", tally.run_id, finish_error)
+    logger.info("Done: %s", summary.headline())
     return summary
+
+
+def _one_line(error: BaseException) -> str:
+    # Our own errors are written to be read as they are; anything else needs its type.
+    if isinstance(error, HaiperSyncError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

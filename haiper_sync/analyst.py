@@ -13,8 +13,8 @@ import duckdb
 
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.locks import connect
-from haiper_sync.report import run_summary
 from haiper_sync.schema import SCHEMA_VERSION, records, scalar, schema_version
+from haiper_sync.summary import RunSummary
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
 DEFAULT_WAIT = 5.0
@@ -69,7 +69,7 @@ class StatusReport:
     outputs: int
     errors: int
     runs: int
-    last_run: dict[str, Any] | None
+    last_run: RunSummary | None
     pending: int
     oldest_pending: PendingId | None
     now: datetime
@@ -218,7 +218,7 @@ def build_status(
         outputs=_count(con, "SELECT count(*) FROM creation_outputs"),
         errors=_count(con, "SELECT count(*) FROM sync_errors"),
         runs=_count(con, "SELECT count(*) FROM sync_runs"),
-        last_run=runs[0] if runs else None,
+        last_run=RunSummary.from_row(runs[0]) if runs else None,
         pending=_count(con, f"SELECT count(*) FROM creation_status WHERE {NOT_TERMINAL}"),
         oldest_pending=PendingId(str(oldest[0]), oldest[1], oldest[2], int(oldest[3]))
         if oldest
@@ -262,10 +262,10 @@ def format_status(report: StatusReport) -> str:
     if run is None:
         lines.append("last run   none yet")
     else:
-        started = run["started_at"]
+        started = run.started_at
         since = human_duration((report.now - started).total_seconds())
-        lines += ["", f"last run started {_utc(started)} ({since} ago)", run_summary(run)]
-        if run["finished_at"] is None:
+        lines += ["", f"last run started {_utc(started)} ({since} ago)", run.text()]
+        if run.finished_at is None:
             lines.append(f"  (no finish recorded: still running, or stopped for {since})")
     lines.append("")
     oldest = report.oldest_pending

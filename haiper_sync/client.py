@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache, partial
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
@@ -15,21 +13,25 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from haiper_sync.breaker import CircuitBreaker
 from haiper_sync.errors import (
     InvalidResponse,
     RateLimited,
     RequestFailed,
+    ResponseTooLarge,
     TransportFailed,
     Unauthorized,
 )
 from haiper_sync.ids import id_path_segment
 from haiper_sync.models import DetailResponse, ErrorBody, StatusResponse
+from haiper_sync.network import Network, build_http_client, describe
 from haiper_sync.ratelimit import RateLimiter
 from haiper_sync.retry import parse_retry_after
-from haiper_sync.transport import LeanTransport, RawResponse
 
 # Enough of a body to diagnose it in sync_errors without storing megabytes of HTML.
 MAX_KEPT_BODY = 4_000
+# A detail document is a few KB; anything this big is not one (and must not fill memory).
+MAX_BODY = 4 * 1024 * 1024
 USER_AGENT = "haiper-sync/0.1"
 
 
@@ -54,14 +56,12 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class HaiperClient:
-    """Async client for the two read endpoints.
+    """Async client for the two read endpoints, on ``httpx.AsyncClient``.
 
-    Requests go to an ``httpx`` transport, by default `LeanTransport` through its pre-encoded
-    fast path; any other transport (tests pass ``httpx.MockTransport``) gets an
-    ``httpx.Request``. ``httpx.AsyncClient`` is not used: its URL merging, cookie jar, auth and
-    redirect machinery cost more CPU per request here than the request itself and buy nothing
-    for two GET endpoints. At most ``concurrency`` requests are in flight; each one first books
-    a slot in the shared `RateLimiter`.
+    At most ``concurrency`` requests are in flight; each one first books a slot in the shared
+    `RateLimiter`, and reports to the `CircuitBreaker`, if given. Every failure leaves as a
+    `HaiperSyncError` whose message keeps the cause and never the token. ``transport``
+    replaces the network (tests pass ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -71,34 +71,36 @@ class HaiperClient:
         *,
         concurrency: int = 16,
         limiter: RateLimiter | None = None,
+        breaker: CircuitBreaker | None = None,
         timeouts: Timeouts | None = None,
+        network: Network | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._limiter = limiter
+        self._breaker = breaker
         self._sleep = sleep
+        self._max_body = max_body
         self._timeouts = timeouts or Timeouts()
         self._concurrency = concurrency
-        self._headers = httpx.Headers(
+        self._http = build_http_client(
+            network or Network(),
+            connections=concurrency,
+            connect_timeout=self._timeouts.connect,
+            read_timeout=self._timeouts.read,
+            transport=transport,
+        )
+        # httpx masks Authorization in the headers' repr; Accept-Encoding is httpx's own
+        # (gzip, deflate, br, zstd).
+        self._http.headers.update(
             {
                 "Authorization": f"Bearer {api_key.get_secret_value()}",
                 "Accept": "application/json",
-                "Accept-Encoding": "identity",
                 "User-Agent": USER_AGENT,
             }
         )
-        self._transport = transport or LeanTransport(
-            max_connections=concurrency,
-            connect_timeout=self._timeouts.connect,
-            read_timeout=self._timeouts.read,
-            ssl_context=_tls_context(),
-        )
-        self._exchange: Callable[[str], Awaitable[RawResponse]] = self._via_httpx
-        if isinstance(self._transport, LeanTransport):
-            self._exchange = partial(
-                self._transport.get, self._transport.endpoint(self.api_url, self._headers)
-            )
         self._slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> HaiperClient:
@@ -114,12 +116,13 @@ class HaiperClient:
 
     async def aclose(self) -> None:
         """Close every pooled connection."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
     async def get_status(self, creation_id: str) -> StatusResponse:
         """``GET /v1/jobs/{id}/status``, parsed."""
-        text = await self._get(f"/v1/jobs/{id_path_segment(creation_id)}/status")
-        return StatusResponse.model_validate(self._json(text, f"/v1/jobs/{creation_id}/status"))
+        path = f"/v1/jobs/{id_path_segment(creation_id)}/status"
+        text = await self._get(path)
+        return StatusResponse.model_validate(self._json(text, path))
 
     async def get_detail(self, creation_id: str) -> Detail:
         """``GET /v1/creation/{id}``, parsed, with the raw text kept."""
@@ -146,6 +149,8 @@ class HaiperClient:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
         async with self._slots:
+            if self._breaker is not None:
+                self._breaker.check()
             if self._limiter is None:
                 return await self._send(path)
             slot, wait = self._limiter.reserve()
@@ -158,34 +163,55 @@ class HaiperClient:
 
     async def _send(self, path: str) -> str:
         url = self.api_url + path
+        failure: RequestFailed | None = None
         try:
             async with asyncio.timeout(self._timeouts.deadline):
-                response = await self._exchange(path)
-        except (httpx.TransportError, TimeoutError) as exc:
-            # Our own message only: httpx exceptions hold the request, and so the token.
-            kind = (
-                "timed out"
-                if isinstance(exc, TimeoutError | httpx.TimeoutException)
-                else (f"transport error ({type(exc).__name__})")
-            )
-            raise TransportFailed(f"GET {url} {kind}", method="GET", url=url) from None
-        if response.status == 200:
-            # JSON is UTF-8 (RFC 8259).
-            return response.body.decode("utf-8", "replace")
-        return self._raise_for(response, url)
+                status, headers, body = await self._exchange(url)
+        except ResponseTooLarge as too_large:
+            failure = too_large
+        except Exception as error:  # whatever the HTTP stack raises: typed here, nowhere else
+            failure = _failure(error, url)
+        # Raised outside the handler: the HTTP stack's exception (it holds the request, and
+        # so the token) is not chained to ours.
+        if failure is not None:
+            if self._breaker is not None and isinstance(failure, TransportFailed):
+                self._breaker.failed(str(failure))
+            raise failure
+        if self._breaker is not None:
+            if status >= 500:
+                self._breaker.failed(f"GET {url} -> HTTP {status}")
+            else:
+                self._breaker.succeeded()
+        # JSON is UTF-8 (RFC 8259).
+        text = body.decode("utf-8", "replace")
+        if status == 200:
+            return text
+        return self._raise_for(status, headers, text, url)
 
-    async def _via_httpx(self, path: str) -> RawResponse:
-        request = httpx.Request("GET", self.api_url + path, headers=self._headers)
-        response = await self._transport.handle_async_request(request)
-        try:
-            body = await response.aread()
-        finally:
-            await response.aclose()
-        return RawResponse(response.status_code, response.headers.raw, body)
+    async def _exchange(self, url: str) -> tuple[int, httpx.Headers, bytes]:
+        async with self._http.stream("GET", url) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self._max_body:
+                raise self._too_large(url, response.status_code)
+            parts: list[bytes] = []
+            size = 0
+            async for part in response.aiter_bytes():
+                size += len(part)
+                if size > self._max_body:
+                    raise self._too_large(url, response.status_code)
+                parts.append(part)
+            return response.status_code, response.headers, b"".join(parts)
 
-    def _raise_for(self, response: RawResponse, url: str) -> str:
-        status = response.status
-        body = response.body.decode("utf-8", "replace")[:MAX_KEPT_BODY]
+    def _too_large(self, url: str, status: int) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"GET {url} -> HTTP {status}: body over {self._max_body:,} bytes, not read",
+            method="GET",
+            url=url,
+            status_code=status,
+        )
+
+    def _raise_for(self, status: int, headers: httpx.Headers, body: str, url: str) -> str:
+        body = body[:MAX_KEPT_BODY]
         error = _error_body(body)
         code = error.code if error else None
         detail = error.message if error and error.message else _reason(status)
@@ -196,11 +222,20 @@ class HaiperClient:
         if status == 401:
             raise Unauthorized(message, **common)
         if status == 429:
-            retry_after = parse_retry_after(response.header("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             raise RateLimited(message, retry_after=retry_after, **common)
         if 300 <= status < 400:
             message = f"GET {url} -> HTTP {status}: unexpected redirect, not followed"
         raise RequestFailed(message, **common)
+
+
+def _failure(error: Exception, url: str) -> RequestFailed:
+    """Our typed error for an exception of the HTTP stack: only its text survives."""
+    reason = describe(error)
+    if isinstance(error, httpx.DecodingError):
+        # The server answered, in an encoding we cannot read: that ID's parse error.
+        return InvalidResponse(f"GET {url}: {reason}", method="GET", url=url)
+    return TransportFailed(f"GET {url} failed: {reason}", method="GET", url=url)
 
 
 def _reason(status: int) -> str:
@@ -208,12 +243,6 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "unknown status"
-
-
-@cache
-def _tls_context() -> ssl.SSLContext:
-    # Building a default context costs ~15 ms of CPU; one per client adds up.
-    return ssl.create_default_context()
 
 
 def _error_body(text: str) -> ErrorBody | None:

@@ -76,4 +76,23 @@ class TransportFailed(RequestFailed):
 
 
 class InvalidResponse(RequestFailed):
-    """A 200 whose body is not the JSON document the contract describes."""
+    """A 200 whose body is not the JSON document the contract describes (or cannot be decoded)."""
+
+
+class ResponseTooLarge(InvalidResponse):
+    """A body over the size cap: not retried, the same request would bring the same body."""
+
+
+class ApiUnreachable(ApiError):
+    """Requests keep failing with no success (down, DNS, TLS, only 5xx): the run must stop."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_unreachable, (str(self), self.url))
+
+
+def _unreachable(message: str, url: str) -> ApiUnreachable:
+    return ApiUnreachable(message, url=url)

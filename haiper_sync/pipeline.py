@@ -188,3 +188,26 @@ async def fetch_details(
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
     return DetailBatch(list(outcomes), retrier.requests, retrier.retries)
+
+
+async def fetch_chunk(
+    client: HaiperClient,
+    to_check: list[str],
+    known_succeeded: list[str],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    draw: Draw = random.random,
+) -> tuple[StatusBatch | None, DetailBatch]:
+    """A chunk's requests: statuses of ``to_check``, then details of every ID that succeeded.
+
+    ``known_succeeded`` are IDs already ``succeed`` whose detail is missing: no status check.
+    """
+    statuses = None
+    if to_check:
+        statuses = await check_statuses(client, to_check, policy, sleep=sleep, draw=draw)
+    ids = (statuses.succeeded() if statuses else []) + known_succeeded
+    details = DetailBatch()
+    if ids:
+        details = await fetch_details(client, ids, policy, sleep=sleep, draw=draw)
+    return statuses, details

@@ -58,23 +58,3 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format = 
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     return "\n".join(out)
-
-
-def run_summary(run: dict[str, Any]) -> str:
-    """A few human lines about one sync run (a ``sync_runs`` row)."""
-    started, finished = run.get("started_at"), run.get("finished_at")
-    took = f" in {(finished - started).total_seconds():.1f} s" if started and finished else ""
-    return "\n".join(
-        [
-            f"run {run['run_id']} {run['state']}{took}",
-            f"  manifest  {run['manifest']}: {run['ids_in_manifest']} IDs, "
-            f"{run['ids_rejected']} rejected, {run['ids_skipped']} already finished",
-            f"  checked   {run['ids_checked']} ({run['ids_succeeded']} succeed, "
-            f"{run['ids_failed']} failed, {run['ids_pending']} still pending)",
-            f"  fetched   {run['ids_fetched']} details ({run['rows_inserted']} new, "
-            f"{run['rows_updated']} updated)",
-            f"  errors    {run['ids_errored']} IDs (see table sync_errors)",
-            f"  requests  {run['requests']} ({run['retries']} retries)",
-        ]
-        + ([f"  message   {run['message']}"] if run.get("message") else [])
-    )

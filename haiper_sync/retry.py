@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from haiper_sync.errors import (
+    ApiUnreachable,
     InvalidResponse,
     RateLimited,
     RequestFailed,
+    ResponseTooLarge,
     TransportFailed,
     Unauthorized,
 )
@@ -27,7 +29,7 @@ class Action(Enum):
     RETRY = "retry"  # wait `delay` seconds, then try again
     DEFER = "defer"  # leave the ID for the next run; it stays non-terminal
     GIVE_UP = "give_up"  # a permanent failure for this ID: record it, go on
-    STOP_RUN = "stop_run"  # nothing else can succeed either (bad key)
+    STOP_RUN = "stop_run"  # nothing else can succeed either (bad key, API unreachable)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class RetryPolicy:
 
 def is_transient(error: BaseException) -> bool:
     """True when the same request may well succeed if sent again later."""
-    if isinstance(error, Unauthorized):
+    if isinstance(error, Unauthorized | ApiUnreachable | ResponseTooLarge):
         return False
     if isinstance(error, TransportFailed | InvalidResponse | RateLimited):
         return True
@@ -69,7 +71,7 @@ def is_transient(error: BaseException) -> bool:
 
 def decide(error: BaseException, attempt: int, policy: RetryPolicy, draw: float) -> Decision:
     """Decide what follows failed attempt number ``attempt`` (1-based)."""
-    if isinstance(error, Unauthorized):
+    if isinstance(error, Unauthorized | ApiUnreachable):
         return Decision(Action.STOP_RUN)
     if not is_transient(error):
         return Decision(Action.GIVE_UP)

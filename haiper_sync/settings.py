@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     max_chunks: int = Field(default=500, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=20)
     max_retry_after: float = Field(default=60.0, ge=0)
+    # Consecutive failed requests (refused, DNS, TLS, timeouts, 5xx), over at least
+    # breaker_seconds with no success, that stop a run as "API unreachable".
+    breaker_threshold: int = Field(default=10, ge=1)
+    breaker_seconds: float = Field(default=10.0, ge=0)
+    # The network: an explicit proxy (else HTTP(S)_PROXY / ALL_PROXY / NO_PROXY), a CA bundle
+    # (else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's), and the transport under httpx.
+    proxy: str | None = None
+    ca_bundle: str | None = None
+    http_backend: Literal["aiohttp", "httpx"] = "aiohttp"
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     request_deadline: float = 60.0

@@ -21,6 +21,7 @@ from haiper_sync.locks import connect
 from haiper_sync.normalize import CreationRow, OutputRow, as_columns
 from haiper_sync.pipeline import ErrorRecord
 from haiper_sync.schema import migrate, records, scalar
+from haiper_sync.summary import RUN_COUNTERS, RunSummary
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -225,23 +226,6 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
     return len(rows)
 
 
-RUN_COUNTERS = (
-    "ids_in_manifest",
-    "ids_rejected",
-    "ids_skipped",
-    "ids_checked",
-    "ids_fetched",
-    "ids_succeeded",
-    "ids_failed",
-    "ids_pending",
-    "ids_errored",
-    "rows_inserted",
-    "rows_updated",
-    "requests",
-    "retries",
-)
-
-
 def start_run(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -249,12 +233,13 @@ def start_run(
     manifest: str,
     refresh: bool,
     flow_run_id: str | None = None,
+    started_at: datetime | None = None,
 ) -> None:
     """Open a ``sync_runs`` row in state ``running``."""
     con.execute(
         "INSERT INTO sync_runs (run_id, flow_run_id, started_at, state, manifest, refresh) "
         "VALUES (?, ?, ?, 'running', ?, ?)",
-        [run_id, flow_run_id, datetime.now(UTC), manifest, refresh],
+        [run_id, flow_run_id, started_at or datetime.now(UTC), manifest, refresh],
     )
 
 
@@ -294,12 +279,12 @@ def finish_run(
     )
 
 
-def fetch_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """The run's row as a dict."""
+def fetch_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunSummary:
+    """The run's ``sync_runs`` row."""
     rows = records(con.execute("SELECT * FROM sync_runs WHERE run_id = ?", [run_id]))
     if not rows:
         raise KeyError(run_id)
-    return rows[0]
+    return RunSummary.from_row(rows[0])
 
 
 @contextmanager

@@ -1,7 +1,9 @@
-"""Tasks that write the DuckDB file. They run in the flow's process: one writer per database."""
+"""Writing the DuckDB file. It happens in the flow's process: one writer per database."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +14,16 @@ from prefect.futures import PrefectFuture
 from haiper_sync import store
 from haiper_sync.errors import DatabaseLocked
 from haiper_sync.manifest import Plan, plan_run
-from haiper_sync.pipeline import DetailBatch, StatusBatch
 from haiper_sync.spill import ingest_spills, spill_chunk, spill_run_end
-from haiper_sync.sync import assemble_chunk, write_chunk
-from tasks.runners import as_is
+from haiper_sync.summary import RunSummary
+from haiper_sync.sync import ChunkRows, write_chunk
 
 
 @task(cache_policy=NO_CACHE)
 def prepare_sync(
     db_path: str,
-    manifest: str,
+    run: RunSummary,
     *,
-    run_id: str,
-    flow_run_id: str | None,
-    refresh: bool,
     todo_path: Path,
     chunk_size: int,
     lock_timeout: float,
@@ -39,63 +37,34 @@ def prepare_sync(
         abandoned = store.abandon_stale_runs(con)
         if abandoned:
             logger.warning("Marked %d earlier run(s) that never finished as abandoned", abandoned)
-        store.start_run(con, run_id, manifest=manifest, refresh=refresh, flow_run_id=flow_run_id)
+        store.start_run(
+            con,
+            run.run_id,
+            manifest=run.manifest,
+            refresh=run.refresh,
+            flow_run_id=run.flow_run_id,
+            started_at=run.started_at,
+        )
         plan = plan_run(
             con,
-            manifest,
-            run_id=run_id,
-            refresh=refresh,
+            run.manifest,
+            run_id=run.run_id,
+            refresh=run.refresh,
             todo_path=todo_path,
             chunk_size=chunk_size,
         )
-        store.add_run_counts(con, run_id, plan.counts())
+        store.add_run_counts(con, run.run_id, plan.counts())
     return plan
-
-
-@task(task_run_name="write-chunk-{chunk_no}", cache_policy=NO_CACHE)
-def write_results(
-    db_path: str,
-    run_id: str,
-    statuses: StatusBatch | None,
-    details: DetailBatch | None,
-    *,
-    lock_timeout: float,
-    chunk_no: int = 0,
-) -> dict[str, int]:
-    """Commit one chunk's rows in a single transaction, or set them aside if the file is held.
-
-    Returns the chunk's counters, with ``spilled`` = 1 when the rows were set aside.
-    """
-    logger = get_run_logger()
-    rows = assemble_chunk(run_id, statuses, details)
-    try:
-        with store.open_database(
-            db_path, timeout=lock_timeout, on_wait=logger.warning, migrate_schema=False
-        ) as con:
-            ingest_spills(con, db_path)
-            return write_chunk(con, run_id, rows) | {"spilled": 0}
-    except DatabaseLocked as locked:
-        folder = spill_chunk(db_path, run_id, chunk_no, rows)
-        logger.warning(
-            "%s Chunk %d set aside in %s until the file is free.", locked, chunk_no, folder
-        )
-        return rows.counts | {"spilled": 1}
 
 
 @task(cache_policy=NO_CACHE)
 def finish_sync(
-    db_path: str,
-    run_id: str,
-    *,
-    state: str,
-    message: str | None,
-    lock_timeout: float,
-    totals: dict[str, Any],
-) -> dict[str, Any]:
-    """Close the run's row; return it, with a sample of its errors under ``errors``.
+    db_path: str, tally: RunSummary, *, state: str, message: str | None, lock_timeout: float
+) -> tuple[RunSummary, list[dict[str, Any]]]:
+    """Close the run's row; return it, with a sample of its errors.
 
-    If the file is held, the run's end is set aside like a chunk and ``totals`` (the flow's
-    own tally) stands in for the row.
+    If the file is held, the run's end is set aside like a chunk and ``tally`` (the flow's own
+    count of what it wrote or set aside) stands in for the row.
     """
     logger = get_run_logger()
     try:
@@ -103,57 +72,57 @@ def finish_sync(
             db_path, timeout=lock_timeout, on_wait=logger.warning, migrate_schema=False
         ) as con:
             ingest_spills(con, db_path)
-            store.finish_run(con, run_id, state=state, message=message)
-            return store.fetch_run(con, run_id) | {"errors": store.error_sample(con, run_id)}
+            store.finish_run(con, tally.run_id, state=state, message=message)
+            summary = store.fetch_run(con, tally.run_id)
+            errors = store.error_sample(con, tally.run_id)
+        summary.chunks_set_aside = tally.chunks_set_aside
+        return summary, errors
     except DatabaseLocked as locked:
-        folder = spill_run_end(db_path, run_id, state, message)
+        folder = spill_run_end(db_path, tally.run_id, state, message)
         logger.warning("%s The run's end is set aside in %s.", locked, folder)
-        return totals | {"run_id": run_id, "state": state, "message": message, "errors": []}
+        tally.state, tally.message = state, message
+        tally.finished_at, tally.end_set_aside = datetime.now(UTC), True
+        return tally, []
 
 
 class ChunkWriter:
     """Writes a run's chunks in order as their futures finish, and keeps the run's tally.
 
-    Once a write found the file held by someone else, the next ones wait only briefly (and set
-    their chunk aside too) instead of stalling the whole run for the full lock timeout each.
+    A chunk that finds the file held by someone else past the lock timeout is set aside in
+    ``<db>.pending/``; once that happened, the next writes wait only briefly (and set their
+    chunk aside too) instead of stalling the whole run for the full timeout each.
     """
 
     BRIEF_WAIT = 1.0
 
-    def __init__(self, db_path: str, run_id: str, lock_timeout: float) -> None:
-        self.db_path, self.run_id, self.lock_timeout = db_path, run_id, lock_timeout
+    def __init__(
+        self, db_path: str, tally: RunSummary, lock_timeout: float, logger: Any = None
+    ) -> None:
+        self.db_path, self.tally, self.lock_timeout = db_path, tally, lock_timeout
         self._wait = lock_timeout
-        self.set_aside = 0
-        self.totals: dict[str, int] = dict.fromkeys(store.RUN_COUNTERS, 0)
+        self._logger = logger or logging.getLogger(__name__)
 
-    def _add(self, counts: dict[str, int]) -> None:
-        for name, value in counts.items():
-            self.totals[name] += value
-
-    def count_plan(self, plan: Plan) -> None:
-        """Add the manifest's counts to the tally."""
-        self._add(plan.counts())
-
-    def write(
-        self,
-        chunk_no: int,
-        statuses: PrefectFuture[StatusBatch] | None,
-        details: PrefectFuture[DetailBatch],
-    ) -> int:
-        """Wait for a chunk's results, commit them; return how many IDs the chunk held."""
-        status_batch = statuses.result() if statuses else None
-        detail_batch = details.result()
-        counts = write_results(
-            self.db_path,
-            self.run_id,
-            as_is(status_batch),
-            as_is(detail_batch),
-            lock_timeout=self._wait,
-            chunk_no=chunk_no,
-        )
-        spilled = counts.pop("spilled")
-        self.set_aside += spilled
-        self._wait = self.BRIEF_WAIT if spilled else self.lock_timeout
-        self._add(counts)
-        checked = {o.creation_id for o in status_batch.outcomes} if status_batch else set()
-        return len(checked | {o.creation_id for o in detail_batch.outcomes})
+    def write(self, chunk_no: int, future: PrefectFuture[ChunkRows]) -> int:
+        """Wait for a chunk's rows and commit them; return how many IDs the chunk held."""
+        rows = future.result()
+        run_id = self.tally.run_id
+        try:
+            with store.open_database(
+                self.db_path,
+                timeout=self._wait,
+                on_wait=self._logger.warning,
+                migrate_schema=False,
+            ) as con:
+                ingest_spills(con, self.db_path)
+                counts = write_chunk(con, run_id, rows)
+            self._wait = self.lock_timeout
+        except DatabaseLocked as locked:
+            folder = spill_chunk(self.db_path, run_id, chunk_no, rows)
+            self._logger.warning(
+                "%s Chunk %d set aside in %s until the file is free.", locked, chunk_no, folder
+            )
+            counts = rows.counts
+            self.tally.chunks_set_aside += 1
+            self._wait = self.BRIEF_WAIT
+        self.tally.add(counts)
+        return len(rows.statuses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from prefect.artifacts import (
 )
 
 from haiper_sync.progress import Progress, publish
+from haiper_sync.summary import RunSummary
 
 SUMMARY_KEY = "haiper-sync-summary"
 PROGRESS_KEY = "haiper-sync-progress"
@@ -35,39 +37,8 @@ class RunProgress:
         publish(Progress(self.run_id, self.done, self.total))
 
 
-def publish_summary(summary: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+def publish_summary(summary: RunSummary, errors: Sequence[Mapping[str, Any]]) -> None:
     """Create the run's summary artifact (markdown, key ``haiper-sync-summary``)."""
-    started, finished = summary.get("started_at"), summary.get("finished_at")
-    took = (finished - started).total_seconds() if started and finished else 0.0
-    rows = [
-        ("state", summary["state"]),
-        ("IDs in manifest", summary["ids_in_manifest"]),
-        ("rejected manifest entries", summary["ids_rejected"]),
-        ("already finished (skipped)", summary["ids_skipped"]),
-        ("status checked", summary["ids_checked"]),
-        ("succeed", summary["ids_succeeded"]),
-        ("failed", summary["ids_failed"]),
-        ("still pending", summary["ids_pending"]),
-        ("errored", summary["ids_errored"]),
-        ("details fetched", summary["ids_fetched"]),
-        ("creations inserted", summary["rows_inserted"]),
-        ("creations updated", summary["rows_updated"]),
-        ("requests", summary["requests"]),
-        ("retries", summary["retries"]),
-        ("duration (s)", f"{took:.1f}"),
-    ]
-    lines = [f"# haiper-sync run `{summary['run_id']}`", "", "| what | count |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in rows]
-    if summary.get("message"):
-        lines += ["", f"**Message:** {summary['message']}"]
-    if errors:
-        lines += ["", "## Errors (sample)", "", "| stage | creation_id | HTTP | message |"]
-        lines += ["|---|---|---|---|"]
-        lines += [
-            f"| {e['stage']} | `{e['creation_id']}` | {e['http_status'] or ''} | "
-            f"{str(e['message']).replace('|', '/')[:160]} |"
-            for e in errors
-        ]
     create_markdown_artifact(
-        "\n".join(lines), key=SUMMARY_KEY, description=f"{summary['manifest']} → sync summary"
+        summary.markdown(errors), key=SUMMARY_KEY, description=f"{summary.manifest} → sync summary"
     )

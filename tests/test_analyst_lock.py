@@ -74,8 +74,8 @@ def test_a_held_file_sets_chunks_aside_and_they_land_later(
         finally:
             holder.kill()
     assert out.split() == ["holding", "released"]
-    assert summary["state"] == "completed"
-    assert summary["chunks_set_aside"] >= 1
+    assert summary.state == "completed"
+    assert summary.chunks_set_aside >= 1
     assert pending_spills(db) == []
     con = duckdb.connect(str(db), read_only=True)
     counts = table_counts(con)

@@ -126,8 +126,8 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
         )  # fmt: skip
         faults = sim.stats.snapshot()
     assert faults["rate_limited"] + faults["connection_resets"] > 0
-    assert summary["state"] == "completed"
-    if summary["ids_errored"] > 1:  # a rare retry budget exhausted: the next run finishes it
+    assert summary.state == "completed"
+    if summary.ids_errored > 1:  # a rare retry budget exhausted: the next run finishes it
         with SimulatorServer(chaos_config(keys, seed=100)) as sim:
             sync_creations(
                 manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000

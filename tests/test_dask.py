@@ -57,6 +57,6 @@ def test_dask_local_cluster_gives_the_same_database(sim: SimulatorServer, tmp_pa
     )
 
     expected = Expected(ids[:-1])
-    assert summary["ids_fetched"] == len(expected.succeeded)
+    assert summary.ids_fetched == len(expected.succeeded)
     assert sim.stats.snapshot()["total"] == threads_requests == 121 + len(expected.succeeded)
     assert snapshot(tmp_path / "dask.duckdb") == snapshot(tmp_path / "threads.duckdb")

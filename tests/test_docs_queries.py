@@ -65,7 +65,7 @@ def synced_db(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) ->
             chunk_size=50,
             rate_limit=100_000,
         )
-    assert summary["state"] == "completed"
+    assert summary.state == "completed"
     yield db
 
 

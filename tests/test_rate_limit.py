@@ -50,7 +50,7 @@ def test_at_the_servers_own_limit_a_run_gets_no_429(
     stats = limited_sim.stats.snapshot()
     requests = 60 + len(expected.succeeded)
     assert stats["rate_limited"] == 0 and set(stats["by_status"]) == {"200"}
-    assert summary["requests"] == stats["total"] == requests
+    assert summary.requests == stats["total"] == requests
     # The limiter really paced the run: the quota allows QUOTA requests per window.
     full_windows = (requests - 1) // QUOTA
     assert elapsed >= full_windows * WINDOW
@@ -75,7 +75,7 @@ def test_over_the_limit_429s_are_waited_out_and_nothing_is_lost(
     )
     stats = limited_sim.stats.snapshot()
     assert stats["rate_limited"] > 0
-    assert summary["retries"] >= stats["rate_limited"] - summary["ids_errored"]
+    assert summary.retries >= stats["rate_limited"] - summary.ids_errored
     con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
     statuses = dict(con.execute("SELECT creation_id, status FROM creation_status").fetchall())
     fetched = {r[0] for r in con.execute("SELECT creation_id FROM creations").fetchall()}
@@ -87,4 +87,4 @@ def test_over_the_limit_429s_are_waited_out_and_nothing_is_lost(
     for creation_id in ids:
         assert statuses[creation_id] == expected.statuses[creation_id] or creation_id in deferred
     assert set(expected.succeeded) <= fetched | deferred
-    assert len(fetched) == summary["ids_fetched"]
+    assert len(fetched) == summary.ids_fetched

@@ -129,8 +129,8 @@ def test_run_rows_accumulate_counters(db_path: Path) -> None:
         store.add_run_counts(con, "r1", {"requests": 4})
         store.finish_run(con, "r1", state="completed")
         run = store.fetch_run(con, "r1")
-        assert (run["requests"], run["ids_checked"], run["state"]) == (7, 2, "completed")
-        assert run["finished_at"] is not None and run["flow_run_id"] == "f1"
+        assert (run.requests, run.ids_checked, run.state) == (7, 2, "completed")
+        assert run.finished_at is not None and run.flow_run_id == "f1"
         with pytest.raises(ValueError):
             store.add_run_counts(con, "r1", {"bogus": 1})
 

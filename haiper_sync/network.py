@@ -1,0 +1,172 @@
+"""The HTTP stack under the client: ``httpx.AsyncClient`` on a well-kept transport.
+
+httpx does the HTTP: proxies from the environment (``HTTP(S)_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``) or an explicit one, TLS verification, gzip/deflate/br/zstd decoding. Underneath,
+by default, aiohttp's connection pool (through ``httpx-aiohttp``, as the OpenAI and Anthropic
+SDKs ship it): happy eyeballs, keep-alive expiry, header size limits, and a quarter of the CPU
+per request of httpcore's shared pool (docs/performance.md). ``backend="httpx"`` selects httpx's
+own transport instead (it also speaks to SOCKS proxies when ``socksio`` is installed).
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from httpx_aiohttp import HttpxAiohttpClient
+
+from haiper_sync.errors import ConfigError
+
+Backend = Literal["aiohttp", "httpx"]
+# A pooled connection unused this long is dropped before a NAT or load balancer silently does.
+KEEPALIVE_EXPIRY = 15.0
+
+
+@dataclass(frozen=True)
+class Network:
+    """How to reach the API: backend, an explicit proxy, a CA bundle (all optional)."""
+
+    backend: Backend = "aiohttp"
+    proxy: str | None = None  # else HTTP(S)_PROXY / ALL_PROXY / NO_PROXY from the environment
+    ca_bundle: str | None = None  # else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's bundle
+
+    def __repr__(self) -> str:
+        # A proxy URL may carry credentials.
+        proxy = redact(self.proxy) if self.proxy else None
+        return f"Network(backend={self.backend!r}, proxy={proxy!r}, ca_bundle={self.ca_bundle!r})"
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """The verifying TLS context: ``ca_bundle`` if given, else what httpx trusts by default."""
+    if ca_bundle:
+        try:
+            return ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(f"cannot load the CA bundle {ca_bundle}: {error}") from None
+    return httpx.create_ssl_context(trust_env=True)
+
+
+class _AiohttpClient(HttpxAiohttpClient):
+    """httpx's client on aiohttp, also for proxied routes (SOCKS goes to httpx's transport)."""
+
+    def _init_proxy_transport(  # type: ignore[override]
+        self, proxy: httpx.Proxy, **kwargs: Any
+    ) -> httpx.AsyncBaseTransport:
+        # aiohttp speaks only to HTTP proxies.
+        if proxy.url.scheme.startswith("socks"):
+            return httpx.AsyncHTTPTransport(proxy=proxy, **kwargs)
+        return super()._init_proxy_transport(proxy, **kwargs)
+
+
+def build_http_client(
+    network: Network,
+    *,
+    connections: int,
+    connect_timeout: float,
+    read_timeout: float,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` for the API; ``transport`` replaces the network (tests)."""
+    options: dict[str, Any] = {
+        # Redirects are never followed: the bearer token must not travel to another host.
+        "follow_redirects": False,
+        "timeout": httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        ),
+    }
+    if transport is not None:
+        return httpx.AsyncClient(transport=transport, **options)
+    options |= {
+        "trust_env": True,
+        "proxy": network.proxy or None,
+        "verify": tls_context(network.ca_bundle),
+        "limits": httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        ),
+    }
+    try:
+        if network.backend == "httpx":
+            return httpx.AsyncClient(**options)
+        return _AiohttpClient(**options)
+    except (ValueError, ImportError) as error:
+        # E.g. a proxy URL with an unknown scheme, or SOCKS without socksio installed.
+        raise ConfigError(f"unusable proxy setting: {redact(str(error))}") from None
+
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL removed."""
+    return _CREDENTIALS.sub("***@", text)
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network is unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _os_error_text(error: OSError) -> str | None:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = error.verify_message or error.reason or "certificate verify failed"
+        return f"TLS certificate verify failed: {reason}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS error: {error.reason or error.strerror or error}"
+    if isinstance(error, socket.gaierror):
+        return f"DNS lookup failed: {error.strerror or error}"
+    if error.errno in _ERRNO_WORDS:
+        return _ERRNO_WORDS[error.errno]
+    if error.strerror:
+        return str(error.strerror)
+    return None
+
+
+def describe(error: BaseException) -> str:
+    """One line saying why an exchange failed, from the deepest cause that says something.
+
+    The cause chain of an httpx (or aiohttp) error holds the OS or TLS error that tells a user
+    what to fix: refused, DNS, an unknown CA behind a TLS-inspecting proxy. Only texts are
+    read: no request, header or exception object is kept, so the token cannot leak.
+    """
+    chain = _chain(error)
+    for cause in reversed(chain):
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            text = _os_error_text(cause)
+            if text:
+                return redact(text)
+    detail = _first_text(chain)
+    # Only a TimeoutError proves time ran out: httpx-aiohttp maps every aiohttp connection
+    # error, a refused one too, to httpx.ConnectTimeout.
+    if any(isinstance(c, TimeoutError) for c in chain):
+        return redact(f"timed out ({detail})" if detail else "timed out")
+    if any(isinstance(c, httpx.DecodingError) for c in chain):
+        return redact(f"undecodable body ({detail})")
+    return redact(f"{type(error).__name__}: {detail}" if detail else type(error).__name__)
+
+
+def _first_text(chain: list[BaseException]) -> str:
+    for cause in reversed(chain):
+        text = str(cause).strip()
+        if text:
+            return text.splitlines()[0][:300]
+    return ""
