@@ -115,13 +115,20 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_case(
-    name: str, manifest: Path, db: Path, url: str, concurrency: int, rate_limit: int
+    name: str,
+    manifest: Path,
+    db: Path,
+    url: str,
+    concurrency: int,
+    rate_limit: int,
+    backend: str = "aiohttp",
 ) -> dict[str, Any]:
     before = sim_stats(url)
+    env = os.environ | {"HAIPER_HTTP_BACKEND": backend}
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--manifest", str(manifest), "--db", str(db),
          "--url", url, "--concurrency", str(concurrency), "--rate-limit", str(rate_limit)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     if out.returncode != 0:
         sys.stderr.write(out.stdout + out.stderr)
@@ -147,6 +154,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=int, default=500, help="requests/minute, limited case")
     parser.add_argument("--rate-n", type=int, default=700, help="IDs in the limited case")
+    parser.add_argument(
+        "--backend",
+        default="aiohttp",
+        choices=["aiohttp", "httpx"],
+        help="the transport under httpx.AsyncClient (HAIPER_HTTP_BACKEND)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--manifest", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -160,6 +173,11 @@ def main() -> None:
     from haiper_sync.report import render
     from haiper_sync.simulator import creation_status, generate_ids, is_terminal
 
+    def case(
+        name: str, manifest: Path, db: Path, url: str, rate_limit: int = 1_000_000
+    ) -> dict[str, Any]:
+        return run_case(name, manifest, db, url, args.concurrency, rate_limit, args.backend)
+
     cases = args.cases.split(",")
     rows: list[dict[str, Any]] = []
     latency = args.latency_ms / 1000
@@ -172,19 +190,19 @@ def main() -> None:
                 ids = generate_ids(args.n, seed=1)
                 manifest = write_manifest(work / "plain.txt", ids)
                 db = work / "plain.duckdb"
-                rows.append(run_case("plain", manifest, db, url, args.concurrency, 1_000_000))
+                rows.append(case("plain", manifest, db, url))
                 if "rerun" in cases:
                     # A finished manifest: the IDs the first run left in a terminal state.
                     finished = [i for i in ids if is_terminal(creation_status(i)["status"])]
                     rerun = write_manifest(work / "rerun.txt", finished)
-                    rows.append(run_case("rerun", rerun, db, url, args.concurrency, 1_000_000))
+                    rows.append(case("rerun", rerun, db, url))
                     rerun_n = len(finished)
             if "million" in cases:
                 ids = generate_ids(1_000_000, seed=2)
                 db = work / "million.duckdb"
                 prefill_finished(db, ids[:990_000])
                 manifest = write_manifest(work / "million.txt", ids)
-                rows.append(run_case("million", manifest, db, url, args.concurrency, 1_000_000))
+                rows.append(case("million", manifest, db, url))
         finally:
             sim.terminate()
             sim.wait()
@@ -192,11 +210,7 @@ def main() -> None:
             sim, url = start_simulator(work, args.latency_ms, args.rate)
             try:
                 manifest = write_manifest(work / "limited.txt", generate_ids(args.rate_n, seed=3))
-                rows.append(
-                    run_case(
-                        "limited", manifest, work / "l.duckdb", url, args.concurrency, args.rate
-                    )
-                )
+                rows.append(case("limited", manifest, work / "l.duckdb", url, args.rate))
             finally:
                 sim.terminate()
                 sim.wait()
@@ -246,7 +260,8 @@ def main() -> None:
         )
     )
     print(
-        f"\nlatency {args.latency_ms:g} ms, concurrency {args.concurrency}; limit = "
+        f"\nbackend {args.backend}, latency {args.latency_ms:g} ms, "
+        f"concurrency {args.concurrency}; limit = "
         "requests x latency / concurrency; wall excludes Prefect's start."
     )
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from haiper_sync.errors import ApiUnreachable
 
 DEFAULT_THRESHOLD = 10
-DEFAULT_MIN_SECONDS = 10.0
+DEFAULT_MIN_SECONDS = 5.0
 
 
 class CircuitBreaker:
@@ -65,6 +65,6 @@ class CircuitBreaker:
             if self._open is None and self._failures >= self.threshold and span >= self.min_seconds:
                 self._open = (
                     f"the API at {self.api_url} is unreachable: {self._failures} requests in a "
-                    f"row failed over {span:.0f} s with no success; last: {cause}"
+                    f"row failed over {span:.1f} s with no success; last: {cause}"
                 )
         self.check()

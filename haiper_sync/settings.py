@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # Consecutive failed requests (refused, DNS, TLS, timeouts, 5xx), over at least
     # breaker_seconds with no success, that stop a run as "API unreachable".
     breaker_threshold: int = Field(default=10, ge=1)
-    breaker_seconds: float = Field(default=10.0, ge=0)
+    breaker_seconds: float = Field(default=5.0, ge=0)
     # The network: an explicit proxy (else HTTP(S)_PROXY / ALL_PROXY / NO_PROXY), a CA bundle
     # (else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's), and the transport under httpx.
     proxy: str | None = None

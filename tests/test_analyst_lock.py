@@ -22,6 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server",
 HOLDER = """
 import sys, time, duckdb
 path, hold = sys.argv[1], float(sys.argv[2])
+ready = sys.argv[3] if len(sys.argv) > 3 else (
+    "SELECT coalesce(sum(ids_checked), 0) FROM sync_runs WHERE state = 'running'"
+)
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:
     try:
@@ -30,9 +33,7 @@ while time.monotonic() < deadline:
         time.sleep(0.01)
         continue
     try:
-        written = con.execute(
-            "SELECT coalesce(sum(ids_checked), 0) FROM sync_runs WHERE state = 'running'"
-        ).fetchall()[0][0]
+        written = con.execute(ready).fetchall()[0][0]
     except Exception:
         written = 0
     if written:
@@ -86,3 +87,44 @@ def test_a_held_file_sets_chunks_aside_and_they_land_later(
     assert counts["creation_outputs"] == expected.output_count()
     assert statuses == expected.statuses
     assert run == [("completed", 200, len(expected.succeeded))]
+
+
+def test_a_file_held_at_the_runs_end_is_a_completed_run_with_its_end_set_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    monkeypatch.setenv("HAIPER_LOCK_TIMEOUT", "0.5")
+    ids = generate_ids(8, seed=52)
+    manifest = tmp_path / "ids.txt"
+    manifest.write_text("\n".join(ids) + "\n")
+    db = tmp_path / "held-end.duckdb"
+    # Each request takes a second: the analyst gets in once the run has started, and holds the
+    # file past the chunk's write and the run's end.
+    config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), latency_ms=1000)
+    started = "SELECT count(*) FROM sync_runs WHERE state = 'running'"
+    with SimulatorServer(config) as sim:
+        options = ["--api-url", sim.url, "--rate-limit", "100000", "--chunk-size", "20"]
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db), "6.0", started],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            code = main(["sync", "--manifest", str(manifest), "--db", str(db), *options])
+            out, _ = holder.communicate(timeout=60)
+        finally:
+            holder.kill()
+        assert out.split() == ["holding", "released"]
+        printed = capsys.readouterr().out
+        assert code == 0
+        assert "completed" in printed and f"manifest  {manifest}: 8 IDs" in printed
+        assert "1 chunk(s), the run's end" in printed
+        assert len(pending_spills(db)) == 2
+        # The next run writes both before it plans: the first run's row ends completed.
+        assert main(["sync", "--manifest", str(manifest), "--db", str(db), *options]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    first = con.execute("SELECT state, ids_checked FROM sync_runs ORDER BY started_at").fetchall()
+    con.close()
+    assert first[0] == ("completed", 8)
+    assert pending_spills(db) == []

@@ -21,6 +21,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.expected import Expected, table_counts
+from tests.netstubs import dead_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.usefixtures("prefect_server")]
 
@@ -97,6 +98,7 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     prefect_api_url: str,
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = generate_ids(N_IDS, seed=41)
     expected = Expected(ids)
@@ -148,6 +150,14 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
             refresh=True,
         )  # fmt: skip
         assert state.is_failed()
+
+    # The API gone: the circuit breaker's failure must not leak it either.
+    monkeypatch.setenv("HAIPER_BREAKER_SECONDS", "0.5")
+    state = sync_creations(
+        manifest=str(manifest), db_path=str(db), api_url=f"http://127.0.0.1:{dead_port()}",
+        return_state=True, refresh=True,
+    )  # fmt: skip
+    assert state.is_failed() and "unreachable" in str(state.message)
 
     _assert_canary_nowhere(tmp_path, capfd, caplog)
 
