@@ -9,20 +9,13 @@ import pytest
 from haiper_sync.breaker import CircuitBreaker
 from haiper_sync.errors import ApiUnreachable
 from haiper_sync.retry import Action, RetryPolicy, decide, is_transient
+from tests.fakes import FakeClock
 
 URL = "https://api.example"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_opens_after_threshold_failures_spanning_min_seconds() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(URL, threshold=3, min_seconds=10, clock=clock)
     breaker.failed("connection refused")
     breaker.failed("connection refused")
@@ -39,7 +32,7 @@ def test_opens_after_threshold_failures_spanning_min_seconds() -> None:
 
 
 def test_a_success_resets_the_count_and_the_span() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(URL, threshold=3, min_seconds=10, clock=clock)
     for _ in range(2):
         breaker.failed("HTTP 503")
@@ -54,7 +47,7 @@ def test_a_success_resets_the_count_and_the_span() -> None:
 
 
 def test_once_open_a_success_does_not_close_it() -> None:
-    breaker = CircuitBreaker(URL, threshold=1, min_seconds=0, clock=Clock())
+    breaker = CircuitBreaker(URL, threshold=1, min_seconds=0, clock=FakeClock(100.0))
     with pytest.raises(ApiUnreachable):
         breaker.failed("DNS lookup failed")
     breaker.succeeded()

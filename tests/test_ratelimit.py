@@ -5,14 +5,7 @@ import random
 import pytest
 
 from haiper_sync.ratelimit import RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def test_never_more_than_rate_in_any_window_as_the_server_counts_over_1000_requests() -> None:

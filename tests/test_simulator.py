@@ -27,6 +27,7 @@ from haiper_sync.simulator import (
     is_terminal,
 )
 from haiper_sync.simulator.faults import FAULT_KINDS
+from tests.fakes import FakeClock
 
 KEY = "sim-demo-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -389,17 +390,9 @@ def test_latency_is_added(sim: SimulatorServer, client: httpx.Client) -> None:
         sim.config.latency_ms = 0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @integration
 def test_rate_limit_sliding_window_with_fake_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     config = SimulatorConfig(
         api_keys=frozenset({KEY, "second-key"}), rate_limit_per_minute=3, clock=clock
     )
