@@ -12,7 +12,7 @@ install: $(HS)
 # Reinstall whenever the pins change; -c pins every transitive dependency too.
 $(HS): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dask]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,dask,sim]'
 	@touch $(HS)
 
 demo: install

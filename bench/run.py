@@ -58,10 +58,10 @@ def prefill_finished(db: Path, ids: list[str]) -> None:
     """Mark ``ids`` finished (status succeed with a creation row), in bulk."""
     import pyarrow as pa
 
-    from haiper_sync import store
+    from haiper_sync.store import connection
 
     table = pa.table({"creation_id": ids})
-    with store.open_database(db) as con:
+    with connection.open_database(db) as con:
         con.register("finished_ids", table)
         con.execute(
             "INSERT INTO creation_status (creation_id, status, progress, first_seen_at, "
@@ -170,7 +170,7 @@ def main() -> None:
         child(args)
         return
 
-    from haiper_sync.report import render
+    from haiper_sync.analyst.render import render
     from haiper_sync.simulator import creation_status, generate_ids, is_terminal
 
     def case(

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from haiper_sync import analyst
+from haiper_sync.analyst import queries
+from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.report import render
 from haiper_sync.settings import load_settings
 
 
@@ -24,8 +24,8 @@ def _db(args: argparse.Namespace) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     """``haiper-sync query "SQL"``."""
     try:
-        with analyst.open_readonly(_db(args), timeout=args.wait) as con:
-            result = analyst.run_query(con, args.sql)
+        with queries.open_readonly(_db(args), timeout=args.wait) as con:
+            result = queries.run_query(con, args.sql)
     except HaiperSyncError as error:
         return _fail(str(error))
     if result.columns:
@@ -37,19 +37,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     """``haiper-sync status``."""
     db = _db(args)
     try:
-        with analyst.open_readonly(db, timeout=args.wait) as con:
-            report = analyst.build_status(con, db)
+        with queries.open_readonly(db, timeout=args.wait) as con:
+            report = queries.build_status(con, db)
     except HaiperSyncError as error:
         return _fail(str(error))
-    print(analyst.format_status(report))
+    print(queries.format_status(report))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``haiper-sync export``."""
     try:
-        with analyst.open_readonly(_db(args), timeout=args.wait) as con:
-            files = analyst.export(con, args.out, args.format)
+        with queries.open_readonly(_db(args), timeout=args.wait) as con:
+            files = queries.export(con, args.out, args.format)
     except HaiperSyncError as error:
         return _fail(str(error))
     width = max((len(str(f.path)) for f in files), default=0)
@@ -64,9 +64,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait",
         type=float,
-        default=analyst.DEFAULT_WAIT,
+        default=queries.DEFAULT_WAIT,
         metavar="SECONDS",
-        help=f"how long to wait while a sync holds the file (default {analyst.DEFAULT_WAIT:g})",
+        help=f"how long to wait while a sync holds the file (default {queries.DEFAULT_WAIT:g})",
     )
 
 

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from cli.analyst import add_commands as add_analyst_commands
-from haiper_sync import progress, store
-from haiper_sync.analyst import status_counts
+from haiper_sync.analyst.queries import status_counts
+from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.manifest import manifest_files
-from haiper_sync.report import render
 from haiper_sync.settings import load_settings
-from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
+from haiper_sync.simulator import SimulatorConfig, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
 from haiper_sync.simulator.__main__ import config_from_args
-from haiper_sync.simulator.server import serve
+from haiper_sync.store import connection
+from haiper_sync.sync import progress
+from haiper_sync.sync.plan import manifest_files
 
 DEMO_KEY = "sim-demo-key"
 DEMO_DB = "haiper-demo.duckdb"
@@ -92,7 +92,7 @@ def _progress_bar() -> Iterator[None]:
 
 
 def _print_status_counts(db_path: str) -> None:
-    with store.open_database(db_path, read_only=True, timeout=5) as con:
+    with connection.open_database(db_path, read_only=True, timeout=5) as con:
         counts = status_counts(con)
     print(f"\n{db_path}: creation_status")
     print(render(["status", "ids"], counts))
@@ -127,6 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["HAIPER_API_KEY"] = DEMO_KEY
     config = SimulatorConfig(api_keys=frozenset({DEMO_KEY}), latency_ms=args.latency_ms)
     started = time.monotonic()
+    from haiper_sync.simulator import SimulatorServer
+
     with SimulatorServer(config) as sim:
         print(f"Simulated Haiper API at {sim.url}; manifest {manifest} ({args.n} IDs + 3 bad)")
         code = run_sync(
@@ -159,6 +161,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(str(error))
     print(f"Simulated Haiper API on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    from haiper_sync.simulator import serve
+
     serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
     return 0
 

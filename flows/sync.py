@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import glob
 import tempfile
-import uuid
-from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 from prefect import flow, get_run_logger, runtime
-from prefect.futures import PrefectFuture
 from pydantic import Field
 
-from haiper_sync.engine import ApiConfig
-from haiper_sync.errors import HaiperSyncError
-from haiper_sync.locks import sync_lock
-from haiper_sync.manifest import auto_chunk_size, chunk_size_for, iter_chunks
-from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
-from haiper_sync.summary import RunSummary
-from haiper_sync.sync import ChunkRows
-from tasks import (
+from flows.orchestration import (
     ChunkWriter,
     RunProgress,
-    fetch_chunk,
-    finish_sync,
-    prepare_sync,
-    publish_summary,
+    RunRecord,
+    ahead,
+    api_config,
+    build_task_runner,
+    new_run,
     resolve_api_key,
+    run_engine,
 )
-from tasks.runners import CHUNKS_IN_FLIGHT, build_task_runner, fetching_processes, run_engine
+from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
+from haiper_sync.store.lock import sync_lock
+from haiper_sync.summary import RunSummary
+from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks
+from tasks import fetch_chunk, prepare_sync
 
 
 def _run_name() -> str:
@@ -70,78 +66,43 @@ def sync_creations(
     logger = get_run_logger()
     settings = load_settings()
     api_key = resolve_api_key()
-    processes = fetching_processes()
-    api = ApiConfig.from_settings(
-        settings,
-        api_url=api_url,
-        concurrency=max(1, concurrency // processes),
-        rate_limit=max(1, rate_limit // processes),
-    )
+    api = api_config(settings, api_url=api_url, concurrency=concurrency, rate_limit=rate_limit)
     requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
     lock_timeout = settings.lock_timeout
-    tally = RunSummary(
-        run_id=uuid.uuid4().hex,
-        manifest=manifest,
-        refresh=refresh,
-        started_at=datetime.now(UTC),
-        flow_run_id=str(runtime.flow_run.id or "") or None,
-    )
-    state, message = "completed", None
-    writer = ChunkWriter(db_path, tally, lock_timeout, logger)
+    run = new_run(manifest, refresh, str(runtime.flow_run.id or "") or None)
+    writer = ChunkWriter(db_path, run, lock_timeout, logger)
     with (
         sync_lock(db_path, timeout=lock_timeout),
         tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
+        RunRecord(db_path, run, lock_timeout, logger) as record,
     ):
-        try:
-            plan = prepare_sync(
-                db_path,
-                tally,
-                todo_path=Path(work) / "todo.parquet",
-                chunk_size=requested_size,
-                lock_timeout=lock_timeout,
+        # 1. The manifest, de-duplicated and checked, minus what is already finished.
+        plan = prepare_sync(
+            db_path,
+            run,
+            todo_path=Path(work) / "todo.parquet",
+            chunk_size=requested_size,
+            lock_timeout=lock_timeout,
+        )
+        size = chunk_size_for(plan.todo, requested_size, settings.max_chunks)
+        logger.info(
+            "Manifest: %d IDs (%d rejected, %d already finished); %d to sync in chunks of %d",
+            plan.ids_in_manifest,
+            plan.ids_rejected,
+            plan.ids_skipped,
+            plan.todo,
+            size,
+        )
+        run.add(plan.counts())
+        progress = RunProgress(run.run_id, plan.todo)
+        with run_engine(api, api_key) as engine:
+            # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
+            fetched = (
+                (chunk_no, fetch_chunk.submit(to_check, to_fetch, engine, run.run_id, chunk_no))
+                for chunk_no, (to_check, to_fetch) in enumerate(iter_chunks(plan.todo_path, size))
             )
-            size = chunk_size_for(plan.todo, requested_size, settings.max_chunks)
-            logger.info(
-                "Manifest: %d IDs (%d rejected, %d already finished); %d to sync in chunks of %d",
-                plan.ids_in_manifest,
-                plan.ids_rejected,
-                plan.ids_skipped,
-                plan.todo,
-                size,
-            )
-            tally.add(plan.counts())
-            progress = RunProgress(tally.run_id, plan.todo)
-            in_flight: deque[tuple[int, PrefectFuture[ChunkRows]]] = deque()
-            with run_engine(api, api_key) as engine:
-                for chunk_no, chunk in enumerate(iter_chunks(plan.todo_path, size)):
-                    to_check = [i for i, needs_status in chunk if needs_status]
-                    to_fetch = [i for i, needs_status in chunk if not needs_status]
-                    rows = fetch_chunk.submit(to_check, to_fetch, engine, tally.run_id, chunk_no)
-                    in_flight.append((chunk_no, rows))
-                    if len(in_flight) >= CHUNKS_IN_FLIGHT:
-                        progress.advance(writer.write(*in_flight.popleft()))
-                while in_flight:
-                    progress.advance(writer.write(*in_flight.popleft()))
-        except BaseException as error:
-            state, message = "failed", _one_line(error)
-            raise
-        finally:
-            try:
-                summary, errors = finish_sync(
-                    db_path, tally, state=state, message=message, lock_timeout=lock_timeout
-                )
-                publish_summary(summary, errors)
-            except Exception as finish_error:
-                if state == "completed":
-                    raise
-                # Never mask the error that failed the run with one about recording it.
-                logger.error("Could not record the end of run %s: %s", tally.run_id, finish_error)
-    logger.info("Done: %s", summary.headline())
-    return summary
-
-
-def _one_line(error: BaseException) -> str:
-    # Our own errors are written to be read as they are; anything else needs its type.
-    if isinstance(error, HaiperSyncError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+            # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
+            for chunk_no, rows in ahead(fetched):
+                progress.advance(writer.write(chunk_no, rows))
+    logger.info("Done: %s", record.summary.headline())
+    return record.summary

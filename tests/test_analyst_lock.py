@@ -11,7 +11,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
-from haiper_sync.spill import pending_spills
+from haiper_sync.store.spill import pending_spills
 from tests.conftest import SIM_KEY
 from tests.expected import Expected, table_counts
 

@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from haiper_sync.breaker import CircuitBreaker
+from haiper_sync.api.breaker import CircuitBreaker
+from haiper_sync.api.retry import Action, RetryPolicy, decide, is_transient
 from haiper_sync.errors import ApiUnreachable
-from haiper_sync.retry import Action, RetryPolicy, decide, is_transient
 from tests.fakes import FakeClock
 
 URL = "https://api.example"

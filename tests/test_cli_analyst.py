@@ -16,17 +16,13 @@ import duckdb
 import pytest
 
 from cli.main import main
-from haiper_sync import store
-from haiper_sync.models import CreationDetail
-from haiper_sync.pipeline import (
-    DetailBatch,
-    DetailOutcome,
-    ErrorRecord,
-    StatusBatch,
-    StatusOutcome,
-)
+from haiper_sync.api.models import CreationDetail
+from haiper_sync.rows import ErrorRecord
 from haiper_sync.simulator import creation_detail, creation_status, generate_ids
-from haiper_sync.sync import assemble_chunk, write_chunk
+from haiper_sync.store import connection, runs
+from haiper_sync.store.writes import write_chunk
+from haiper_sync.sync.assemble import assemble_chunk
+from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
 
 IDS = generate_ids(40, seed=21)
 SUCCEEDED = [i for i in IDS if creation_status(i)["status"] == "succeed"]
@@ -65,10 +61,10 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
         requests=len(succeeded),
     )
-    with store.open_database(path) as con:
-        store.start_run(con, RUN, manifest="ids.txt", refresh=False)
+    with connection.open_database(path) as con:
+        runs.start_run(con, RUN, manifest="ids.txt", refresh=False)
         write_chunk(con, RUN, assemble_chunk(RUN, statuses, details))
-        store.finish_run(con, RUN, state="completed")
+        runs.finish_run(con, RUN, state="completed")
     return path
 
 

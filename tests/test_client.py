@@ -9,7 +9,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from haiper_sync.client import HaiperClient
+from haiper_sync.api.client import HaiperClient
+from haiper_sync.api.ids import InvalidCreationId
+from haiper_sync.api.ratelimit import RateLimiter
+from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import (
     InvalidResponse,
     RateLimited,
@@ -17,10 +20,7 @@ from haiper_sync.errors import (
     TransportFailed,
     Unauthorized,
 )
-from haiper_sync.ids import InvalidCreationId
-from haiper_sync.pipeline import check_statuses, fetch_details
-from haiper_sync.ratelimit import RateLimiter
-from haiper_sync.retry import RetryPolicy
+from haiper_sync.sync.fetch import check_statuses, fetch_details
 
 TOKEN = "tok-SENTINEL-123"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -133,7 +133,7 @@ def test_deadline_bounds_a_request() -> None:
         await asyncio.sleep(5)
         return httpx.Response(200, json={})
 
-    from haiper_sync.client import Timeouts
+    from haiper_sync.api.client import Timeouts
 
     async def go() -> None:
         client = HaiperClient(

@@ -23,10 +23,9 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
 from deployments.config import PREFECT_YAML, REPO_ROOT, WORK_POOL, load_deployments
+from flows.orchestration import SECRET_BLOCK, SUMMARY_KEY
 from flows.sync import sync_creations
 from haiper_sync.simulator import creation_status, generate_ids
-from tasks.api import SECRET_BLOCK
-from tasks.report import SUMMARY_KEY
 
 BIN = Path(sys.executable).parent
 PULL_STEP = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from haiper_sync import analyst
+from haiper_sync.analyst import queries
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 
 pytestmark = pytest.mark.integration
@@ -81,10 +81,10 @@ def test_the_doc_has_at_least_ten_complete_queries() -> None:
 
 
 def test_every_documented_query_runs_with_the_documented_columns(synced_db: Path) -> None:
-    queries = parse_queries(DOC.read_text())
-    with analyst.open_readonly(synced_db) as con:
-        for query in queries:
-            result = analyst.run_query(con, query.sql)
+    documented = parse_queries(DOC.read_text())
+    with queries.open_readonly(synced_db) as con:
+        for query in documented:
+            result = queries.run_query(con, query.sql)
             assert result.columns, query.heading
             assert all(" " not in c for c in result.columns), query.heading
             header = query.output.splitlines()[0].split()

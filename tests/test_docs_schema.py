@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from haiper_sync import store
+from haiper_sync.store import connection
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
 # The doc uses the short spelling of the migrations; information_schema spells it out.
@@ -47,7 +47,7 @@ def parse_doc(text: str) -> dict[str, Relation]:
 
 def test_the_doc_matches_a_fresh_database(tmp_path: Path) -> None:
     documented = parse_doc(DOC.read_text())
-    with store.open_database(tmp_path / "fresh.duckdb") as con:
+    with connection.open_database(tmp_path / "fresh.duckdb") as con:
         kinds = dict(
             con.execute(
                 "SELECT table_name, CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END "

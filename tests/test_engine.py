@@ -10,8 +10,8 @@ import threading
 import pytest
 from pydantic import SecretStr
 
-from haiper_sync.client import HaiperClient
-from haiper_sync.engine import (
+from haiper_sync.api.client import HaiperClient
+from haiper_sync.api.engine import (
     ApiConfig,
     EngineClosed,
     HttpEngine,

@@ -1,6 +1,6 @@
 import pytest
 
-from haiper_sync.ids import InvalidCreationId, id_path_segment, id_problem, validate_id
+from haiper_sync.api.ids import InvalidCreationId, id_path_segment, id_problem, validate_id
 
 HOSTILE = [
     "",

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from haiper_sync import store
 from haiper_sync.errors import DatabaseLocked
-from haiper_sync.locks import connect, lock_holder, sync_lock
+from haiper_sync.store import connection
+from haiper_sync.store.connection import connect, lock_holder
+from haiper_sync.store.lock import sync_lock
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def hold_db(path: Path) -> str:
 
 
 def test_a_held_file_is_waited_for_then_refused_naming_the_holder(db_path: Path) -> None:
-    with store.open_database(db_path):
+    with connection.open_database(db_path):
         pass
     waits: list[str] = []
     fake_now = [0.0]
@@ -56,7 +57,7 @@ def test_a_held_file_is_waited_for_then_refused_naming_the_holder(db_path: Path)
 
 
 def test_the_file_is_usable_again_once_the_holder_lets_go(db_path: Path) -> None:
-    with store.open_database(db_path):
+    with connection.open_database(db_path):
         pass
     with holder(hold_db(db_path)), pytest.raises(DatabaseLocked):
         connect(db_path, timeout=0)
@@ -76,7 +77,7 @@ def test_lock_holder_parses_duckdb_messages() -> None:
 def test_a_second_sync_of_the_same_database_is_refused(db_path: Path) -> None:
     code = (
         "import time\n"
-        "from haiper_sync.locks import sync_lock\n"
+        "from haiper_sync.store.lock import sync_lock\n"
         f"with sync_lock({str(db_path)!r}):\n"
         "    print('ready', flush=True)\n"
         "    time.sleep(60)\n"

@@ -8,23 +8,23 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from haiper_sync import store
 from haiper_sync.errors import ManifestError
-from haiper_sync.manifest import (
+from haiper_sync.rows import StatusRow
+from haiper_sync.store import connection, runs, writes
+from haiper_sync.sync.plan import (
     auto_chunk_size,
     chunk_size_for,
     iter_chunks,
     manifest_files,
     plan_run,
 )
-from haiper_sync.store import StatusRow
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 def plan(db: Path, manifest: str, tmp: Path, refresh: bool = False, run_id: str = "r1"):  # type: ignore[no-untyped-def]
-    with store.open_database(db) as con:
-        store.start_run(con, run_id, manifest=manifest, refresh=refresh)
+    with connection.open_database(db) as con:
+        runs.start_run(con, run_id, manifest=manifest, refresh=refresh)
         return plan_run(
             con, manifest, run_id=run_id, refresh=refresh, todo_path=tmp / "todo.parquet",
             chunk_size=2,
@@ -49,7 +49,7 @@ def test_hostile_lines_are_rejected_recorded_and_never_planned(
         {"creation_id": "good_2", "needs_status": True},
         {"creation_id": "good-3", "needs_status": True},
     ]
-    with store.open_database(db_path) as con:
+    with connection.open_database(db_path) as con:
         rows = con.execute(
             "SELECT creation_id, stage, message FROM sync_errors ORDER BY message"
         ).fetchall()
@@ -67,8 +67,8 @@ def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
 ) -> None:
     manifest = tmp_path / "ids.txt"
     manifest.write_text("done-ok\ndone-failed\nsucceed-no-detail\nstill-pending\nnew-one\n")
-    with store.open_database(db_path) as con:
-        store.upsert_statuses(
+    with connection.open_database(db_path) as con:
+        writes.upsert_statuses(
             con,
             [
                 StatusRow("done-ok", "succeed", 1.0, NOW, None),
@@ -85,13 +85,10 @@ def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
     result = plan(db_path, str(manifest), tmp_path)
     assert (result.ids_in_manifest, result.ids_skipped, result.todo) == (5, 2, 3)
     chunks = list(iter_chunks(result.todo_path, 2))
-    assert chunks == [
-        [("succeed-no-detail", False), ("still-pending", True)],
-        [("new-one", True)],
-    ]
+    assert chunks == [(["still-pending"], ["succeed-no-detail"]), (["new-one"], [])]
     again = plan(db_path, str(manifest), tmp_path, refresh=True, run_id="r2")
     assert again.todo == 5 and again.ids_skipped == 0
-    assert all(needs for chunk in iter_chunks(again.todo_path, 10) for _, needs in chunk)
+    assert [known for _, known in iter_chunks(again.todo_path, 10)] == [[]]
 
 
 def test_globs_combine_files(tmp_path: Path, db_path: Path) -> None:
@@ -126,11 +123,11 @@ def test_a_glob_matching_nothing_is_an_error(tmp_path: Path) -> None:
 
 
 def test_a_failed_plan_keeps_what_the_database_had(tmp_path: Path, db_path: Path) -> None:
-    with store.open_database(db_path) as con:
-        store.upsert_statuses(con, [StatusRow("kept", "pending", 0.0, NOW, None)], "r0")
+    with connection.open_database(db_path) as con:
+        writes.upsert_statuses(con, [StatusRow("kept", "pending", 0.0, NOW, None)], "r0")
     with pytest.raises(ManifestError):
         plan(db_path, str(tmp_path / "missing.txt"), tmp_path)
-    with store.open_database(db_path) as con:
+    with connection.open_database(db_path) as con:
         assert con.execute("SELECT creation_id FROM creation_status").fetchall() == [("kept",)]
 
 
@@ -150,11 +147,11 @@ def test_default_chunks_last_about_half_a_minute_at_the_rate_limit() -> None:
 def test_a_manifest_larger_than_a_partition_plans_like_a_small_one(
     tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("haiper_sync.manifest._PARTITION", 7)
+    monkeypatch.setattr("haiper_sync.sync.plan._PARTITION", 7)
     ids = [f"id-{n:03d}" for n in range(40)]
     manifest = tmp_path / "ids.txt"
     manifest.write_text("\n".join([*ids, *ids[:5], "bad id"]) + "\n")
-    with store.open_database(db_path) as con:
+    with connection.open_database(db_path) as con:
         con.execute(
             "INSERT INTO creation_status (creation_id, status, first_seen_at, checks) "
             "SELECT 'id-0' || lpad(n::VARCHAR, 2, '0'), 'failed', now(), 1 FROM range(10) t(n)"

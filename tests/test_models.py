@@ -1,4 +1,4 @@
-from haiper_sync.models import DetailResponse, ErrorBody, StatusResponse
+from haiper_sync.api.models import DetailResponse, ErrorBody, StatusResponse
 from haiper_sync.simulator import creation_detail, generate_ids
 
 

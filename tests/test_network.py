@@ -19,8 +19,10 @@ import pytest
 import zstandard
 from pydantic import SecretStr
 
-from haiper_sync.breaker import CircuitBreaker
-from haiper_sync.client import HaiperClient, Timeouts
+from haiper_sync.api.breaker import CircuitBreaker
+from haiper_sync.api.client import HaiperClient, Timeouts
+from haiper_sync.api.network import Network
+from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import (
     ApiUnreachable,
     ConfigError,
@@ -30,9 +32,7 @@ from haiper_sync.errors import (
     ResponseTooLarge,
     TransportFailed,
 )
-from haiper_sync.network import Network
-from haiper_sync.pipeline import check_statuses
-from haiper_sync.retry import RetryPolicy
+from haiper_sync.sync.fetch import check_statuses
 from tests.netstubs import (
     CannedServer,
     ForwardProxy,

@@ -1,8 +1,8 @@
 from datetime import UTC, datetime
 
-from haiper_sync.models import CreationDetail
-from haiper_sync.normalize import normalize_detail, parse_timestamp
+from haiper_sync.api.models import CreationDetail
 from haiper_sync.simulator import creation_detail, generate_ids
+from haiper_sync.sync.normalize import normalize_detail, parse_timestamp
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from haiper_sync.ratelimit import RateLimiter
+from haiper_sync.api.ratelimit import RateLimiter
 from tests.fakes import FakeClock
 
 

@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from haiper_sync.api.retry import Action, RetryPolicy, decide, is_transient, parse_retry_after
 from haiper_sync.errors import (
     InvalidResponse,
     RateLimited,
@@ -9,7 +10,6 @@ from haiper_sync.errors import (
     TransportFailed,
     Unauthorized,
 )
-from haiper_sync.retry import Action, RetryPolicy, decide, is_transient, parse_retry_after
 
 URL = "http://api/v1/jobs/x/status"
 

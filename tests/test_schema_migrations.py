@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from haiper_sync import schema, store
+from haiper_sync.store import connection, migrations
 
 VIEWS = {
     "creations_overview",
@@ -23,9 +23,9 @@ def make_v1_database(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Write a file as the first release did: migration 1 only, with a few rows."""
     con = duckdb.connect(str(path))
     with monkeypatch.context() as m:
-        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-        m.setattr(schema, "SCHEMA_VERSION", 1)
-        assert schema.migrate(con) == 1
+        m.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        m.setattr(migrations, "SCHEMA_VERSION", 1)
+        assert migrations.migrate(con) == 1
     con.execute(
         """
         INSERT INTO sync_runs (run_id, started_at, finished_at, state, manifest, requests)
@@ -60,8 +60,8 @@ def test_a_version_1_file_is_upgraded_on_open_with_its_data_intact(
     path = tmp_path / "old.duckdb"
     make_v1_database(path, monkeypatch)
 
-    with store.open_database(path) as con:
-        assert schema.schema_version(con) == schema.SCHEMA_VERSION > 1
+    with connection.open_database(path) as con:
+        assert migrations.schema_version(con) == migrations.SCHEMA_VERSION > 1
         counts = {
             t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
             for t in ("creations", "creation_outputs", "creation_status", "sync_runs")
@@ -117,13 +117,13 @@ def test_a_version_1_file_is_upgraded_on_open_with_its_data_intact(
             con.execute("INSERT INTO creation_status (creation_id) VALUES ('no-first-seen')")
 
     # A second open finds nothing to do.
-    with store.open_database(path) as con:
+    with connection.open_database(path) as con:
         versions = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
-        assert [v for (v,) in versions] == list(range(1, schema.SCHEMA_VERSION + 1))
+        assert [v for (v,) in versions] == list(range(1, migrations.SCHEMA_VERSION + 1))
 
 
 def test_a_fresh_file_has_every_view(tmp_path: Path) -> None:
-    with store.open_database(tmp_path / "new.duckdb") as con:
+    with connection.open_database(tmp_path / "new.duckdb") as con:
         views = {
             name
             for (name,) in con.execute(
@@ -137,19 +137,19 @@ def test_a_fresh_file_has_every_view(tmp_path: Path) -> None:
 
 def test_a_file_newer_than_the_code_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "future.duckdb"
-    with store.open_database(path) as con:
-        con.execute("INSERT INTO schema_version VALUES (?, now())", [schema.SCHEMA_VERSION + 1])
+    with connection.open_database(path) as con:
+        con.execute("INSERT INTO schema_version VALUES (?, now())", [migrations.SCHEMA_VERSION + 1])
         con.execute("CREATE TABLE from_the_future (x INTEGER)")
 
-    with pytest.raises(RuntimeError) as caught, store.open_database(path):
+    with pytest.raises(RuntimeError) as caught, connection.open_database(path):
         pass
     message = str(caught.value)
-    assert f"v{schema.SCHEMA_VERSION + 1} is newer than this haiper-sync" in message
+    assert f"v{migrations.SCHEMA_VERSION + 1} is newer than this haiper-sync" in message
     assert "upgrade haiper-sync" in message
 
     con = duckdb.connect(str(path), read_only=True)
     try:
-        assert schema.schema_version(con) == schema.SCHEMA_VERSION + 1
+        assert migrations.schema_version(con) == migrations.SCHEMA_VERSION + 1
         assert con.execute("SELECT count(*) FROM from_the_future").fetchall() == [(0,)]
     finally:
         con.close()

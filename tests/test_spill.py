@@ -6,12 +6,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from haiper_sync import store
-from haiper_sync.models import CreationDetail
-from haiper_sync.pipeline import DetailBatch, DetailOutcome, ErrorRecord, StatusBatch, StatusOutcome
+from haiper_sync.api.models import CreationDetail
+from haiper_sync.rows import ErrorRecord
 from haiper_sync.simulator import creation_detail, generate_ids
-from haiper_sync.spill import ingest_spills, pending_spills, spill_chunk, spill_run_end
-from haiper_sync.sync import assemble_chunk, write_chunk
+from haiper_sync.store import connection, runs
+from haiper_sync.store.spill import ingest_spills, pending_spills, spill_chunk, spill_run_end
+from haiper_sync.store.writes import write_chunk
+from haiper_sync.sync.assemble import assemble_chunk
+from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -40,7 +42,7 @@ def chunk_rows(run_id: str):  # type: ignore[no-untyped-def]
 
 
 def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    with store.open_database(db, read_only=True) as con:
+    with connection.open_database(db, read_only=True) as con:
         return {
             t: sorted(con.execute(f"SELECT * EXCLUDE ({x}) FROM {t}").fetchall(), key=repr)
             for t, x in [
@@ -56,16 +58,16 @@ def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 def test_a_spilled_chunk_and_run_end_land_like_a_direct_write(tmp_path: Path) -> None:
     direct, later = tmp_path / "direct.duckdb", tmp_path / "later.duckdb"
     for db in (direct, later):
-        with store.open_database(db) as con:
-            store.start_run(con, "r1", manifest="m", refresh=False)
-    with store.open_database(direct) as con:
+        with connection.open_database(db) as con:
+            runs.start_run(con, "r1", manifest="m", refresh=False)
+    with connection.open_database(direct) as con:
         write_chunk(con, "r1", chunk_rows("r1"))
-        store.finish_run(con, "r1", state="completed")
+        runs.finish_run(con, "r1", state="completed")
 
     spill_chunk(later, "r1", 0, chunk_rows("r1"))
     spill_run_end(later, "r1", "completed", None)
     assert len(pending_spills(later)) == 2
-    with store.open_database(later) as con:
+    with connection.open_database(later) as con:
         assert ingest_spills(con, later) == 2
     assert pending_spills(later) == []
     assert dump(later) == dump(direct)
@@ -76,5 +78,5 @@ def test_a_half_written_spill_is_never_ingested(tmp_path: Path) -> None:
     partial = Path(f"{db}.pending") / ".partial-abc"
     partial.mkdir(parents=True)
     (partial / "meta.json").write_text("{")
-    with store.open_database(db) as con:
+    with connection.open_database(db) as con:
         assert ingest_spills(con, db) == 0

@@ -8,14 +8,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from haiper_sync import store
-from haiper_sync.models import CreationDetail
-from haiper_sync.normalize import normalize_detail
-from haiper_sync.pipeline import DetailBatch, DetailOutcome, ErrorRecord, StatusBatch, StatusOutcome
-from haiper_sync.schema import SCHEMA_VERSION, schema_version
+from haiper_sync.api.models import CreationDetail
+from haiper_sync.rows import ErrorRecord, StatusRow
 from haiper_sync.simulator import creation_detail, generate_ids
-from haiper_sync.store import StatusRow
-from haiper_sync.sync import assemble_chunk, write_chunk
+from haiper_sync.store import connection, runs, writes
+from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
+from haiper_sync.store.writes import write_chunk
+from haiper_sync.sync.assemble import assemble_chunk
+from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
+from haiper_sync.sync.normalize import normalize_detail
 from tests.expected import table_counts
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -30,9 +31,9 @@ def detail_outcome(creation_id: str, **changes: object) -> DetailOutcome:
 
 
 def test_schema_is_created_once_and_versioned(db_path: Path) -> None:
-    with store.open_database(db_path) as con:
+    with connection.open_database(db_path) as con:
         assert schema_version(con) == SCHEMA_VERSION
-    with store.open_database(db_path) as con:  # reopening migrates nothing twice
+    with connection.open_database(db_path) as con:  # reopening migrates nothing twice
         rows = con.execute("SELECT count(*) FROM schema_version").fetchall()[0]
         assert rows == (SCHEMA_VERSION,)
         assert set(table_counts(con)) == {
@@ -57,10 +58,10 @@ def test_upsert_creations_counts_inserts_and_updates_and_keeps_first_synced(
         normalize_detail(i, CreationDetail.model_validate(creation_detail(i)), "{}", later, "r2")[0]
         for i in ids[:2]
     ]
-    with store.open_database(db_path) as con:
-        assert store.upsert_creations(con, rows) == (5, 0)
-        assert store.upsert_creations(con, again) == (0, 2)
-        assert store.upsert_creations(con, []) == (0, 0)
+    with connection.open_database(db_path) as con:
+        assert writes.upsert_creations(con, rows) == (5, 0)
+        assert writes.upsert_creations(con, again) == (0, 2)
+        assert writes.upsert_creations(con, []) == (0, 0)
         first, last, run = con.execute(
             "SELECT first_synced_at, last_synced_at, last_run_id FROM creations "
             "WHERE creation_id = ?",
@@ -74,36 +75,36 @@ def test_replace_outputs_removes_outputs_that_disappeared(db_path: Path) -> None
     creation_id = generate_ids(1, seed=2)[0]
     full = CreationDetail.model_validate({"outputs": [{"id": "a"}, {"id": "b"}, {"id": "c"}]})
     fewer = CreationDetail.model_validate({"outputs": [{"id": "b", "media_url": "new"}]})
-    with store.open_database(db_path) as con:
+    with connection.open_database(db_path) as con:
         _, outputs = normalize_detail(creation_id, full, "{}", NOW, "r")
-        assert store.replace_outputs(con, [creation_id], outputs) == 3
+        assert writes.replace_outputs(con, [creation_id], outputs) == 3
         _, outputs = normalize_detail(creation_id, fewer, "{}", NOW, "r")
-        store.replace_outputs(con, [creation_id], outputs)
+        writes.replace_outputs(con, [creation_id], outputs)
         got = con.execute("SELECT output_id, position, media_url FROM creation_outputs").fetchall()
         assert got == [("b", 0, "new")]
 
 
 def test_status_upsert_keeps_the_last_known_status_when_a_check_fails(db_path: Path) -> None:
-    with store.open_database(db_path) as con:
-        store.upsert_statuses(con, [StatusRow("x", "processing", 0.4, NOW, None)], "r1")
-        store.upsert_statuses(con, [StatusRow("x", None, None, None, "HTTP 500")], "r2")
+    with connection.open_database(db_path) as con:
+        writes.upsert_statuses(con, [StatusRow("x", "processing", 0.4, NOW, None)], "r1")
+        writes.upsert_statuses(con, [StatusRow("x", None, None, None, "HTTP 500")], "r2")
         row = con.execute(
             "SELECT status, progress, last_checked_at, checks, last_run_id, last_error "
             "FROM creation_status"
         ).fetchall()[0]
         assert row == ("processing", 0.4, NOW, 1, "r2", "HTTP 500")
-        store.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, NOW, None)], "r3")
+        writes.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, NOW, None)], "r3")
         row = con.execute("SELECT status, checks, last_error FROM creation_status").fetchall()[0]
         assert row == ("succeed", 2, None)
 
 
 def test_first_seen_is_the_start_of_the_run_that_first_listed_the_id(db_path: Path) -> None:
-    with store.open_database(db_path) as con:
-        store.start_run(con, "r1", manifest="m", refresh=False)
+    with connection.open_database(db_path) as con:
+        runs.start_run(con, "r1", manifest="m", refresh=False)
         started = con.execute("SELECT started_at FROM sync_runs").fetchall()[0][0]
         later = NOW + timedelta(days=400)
-        store.upsert_statuses(con, [StatusRow("x", "processing", 0.4, later, None)], "r1")
-        store.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, later, None)], "r2")
+        writes.upsert_statuses(con, [StatusRow("x", "processing", 0.4, later, None)], "r1")
+        writes.upsert_statuses(con, [StatusRow("x", "succeed", 1.0, later, None)], "r2")
         row = con.execute("SELECT first_seen_at, last_checked_at FROM creation_status").fetchall()
         assert row == [(started, later)]
 
@@ -114,25 +115,25 @@ def test_errors_are_one_row_per_id_and_stage_per_run(db_path: Path) -> None:
         ErrorRecord("a", "status", "HTTP 404 again", 404, "H-10002003"),
         ErrorRecord("b", "detail", "HTTP 500", 500, None, None, True),
     ]
-    with store.open_database(db_path) as con:
-        store.insert_errors(con, errors, "r1")
-        store.insert_errors(con, errors[:1], "r2")
+    with connection.open_database(db_path) as con:
+        writes.insert_errors(con, errors, "r1")
+        writes.insert_errors(con, errors[:1], "r2")
         assert table_counts(con)["sync_errors"] == 3
         deferred = con.execute("SELECT creation_id FROM sync_errors WHERE deferred").fetchall()
         assert deferred == [("b",)]
 
 
 def test_run_rows_accumulate_counters(db_path: Path) -> None:
-    with store.open_database(db_path) as con:
-        store.start_run(con, "r1", manifest="m.txt", refresh=False, flow_run_id="f1")
-        store.add_run_counts(con, "r1", {"requests": 3, "ids_checked": 2})
-        store.add_run_counts(con, "r1", {"requests": 4})
-        store.finish_run(con, "r1", state="completed")
-        run = store.fetch_run(con, "r1")
+    with connection.open_database(db_path) as con:
+        runs.start_run(con, "r1", manifest="m.txt", refresh=False, flow_run_id="f1")
+        runs.add_run_counts(con, "r1", {"requests": 3, "ids_checked": 2})
+        runs.add_run_counts(con, "r1", {"requests": 4})
+        runs.finish_run(con, "r1", state="completed")
+        run = runs.fetch_run(con, "r1")
         assert (run.requests, run.ids_checked, run.state) == (7, 2, "completed")
         assert run.finished_at is not None and run.flow_run_id == "f1"
         with pytest.raises(ValueError):
-            store.add_run_counts(con, "r1", {"bogus": 1})
+            runs.add_run_counts(con, "r1", {"bogus": 1})
 
 
 def test_a_chunk_is_all_or_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,13 +141,13 @@ def test_a_chunk_is_all_or_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatc
     statuses = StatusBatch([StatusOutcome(i, NOW, "succeed", 1.0) for i in ids], requests=3)
     details = DetailBatch([detail_outcome(i) for i in ids], requests=3)
     rows = assemble_chunk("r1", statuses, details)
-    with store.open_database(db_path) as con:
-        store.start_run(con, "r1", manifest="m", refresh=False)
+    with connection.open_database(db_path) as con:
+        runs.start_run(con, "r1", manifest="m", refresh=False)
 
         def explode(*args: object, **kwargs: object) -> int:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(store, "insert_errors", explode)
+        monkeypatch.setattr(writes, "insert_errors", explode)
         with pytest.raises(RuntimeError):
             write_chunk(con, "r1", rows)
         assert table_counts(con) | {"sync_runs": 0} == dict.fromkeys(table_counts(con), 0)
@@ -171,18 +172,18 @@ def test_assemble_merges_detail_errors_into_status_rows() -> None:
 
 
 def test_reading_a_file_while_nothing_holds_it(db_path: Path) -> None:
-    with store.open_database(db_path):
+    with connection.open_database(db_path):
         pass
     con = duckdb.connect(str(db_path), read_only=True)
     con.close()
 
 
 def test_runs_left_running_by_a_killed_process_are_marked_abandoned(db_path: Path) -> None:
-    with store.open_database(db_path) as con:
-        store.start_run(con, "dead", manifest="m", refresh=False)
-        store.start_run(con, "done", manifest="m", refresh=False)
-        store.finish_run(con, "done", state="completed")
-        assert store.abandon_stale_runs(con) == 1
-        assert store.abandon_stale_runs(con) == 0
+    with connection.open_database(db_path) as con:
+        runs.start_run(con, "dead", manifest="m", refresh=False)
+        runs.start_run(con, "done", manifest="m", refresh=False)
+        runs.finish_run(con, "done", state="completed")
+        assert runs.abandon_stale_runs(con) == 1
+        assert runs.abandon_stale_runs(con) == 0
         states = dict(con.execute("SELECT run_id, state FROM sync_runs").fetchall())
     assert states == {"dead": "abandoned", "done": "completed"}

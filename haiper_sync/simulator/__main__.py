@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from haiper_sync.simulator.server import serve
 from haiper_sync.simulator.state import SimulatorConfig
 
 
@@ -59,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    from haiper_sync.simulator import serve
+
     serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
     return 0
 

@@ -7,7 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-TERMINAL_STATUSES = frozenset({"succeed", "failed"})
+from haiper_sync.statuses import TERMINAL_STATUSES
+
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 # Prefix -> HTTP status the simulator answers on both endpoints.

@@ -12,26 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from haiper_sync.client import HaiperClient, Sleep
+from haiper_sync.api.client import HaiperClient, Sleep
+from haiper_sync.api.models import CreationDetail
+from haiper_sync.api.retry import Action, RetryPolicy, decide
 from haiper_sync.errors import ApiError, InvalidResponse, RequestFailed
-from haiper_sync.models import KNOWN_STATUSES, CreationDetail
-from haiper_sync.retry import Action, RetryPolicy, decide
+from haiper_sync.rows import ErrorRecord
+from haiper_sync.statuses import KNOWN_STATUSES, SUCCEEDED
 
 T = TypeVar("T")
 Draw = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class ErrorRecord:
-    """Why one ID could not be synced at one stage (becomes a ``sync_errors`` row)."""
-
-    creation_id: str
-    stage: str  # manifest | status | detail | parse
-    message: str
-    http_status: int | None = None
-    code: str | None = None
-    raw_body: str | None = None
-    deferred: bool = False  # transient: the next run tries again
 
 
 @dataclass(frozen=True)
@@ -66,7 +55,7 @@ class StatusBatch:
 
     def succeeded(self) -> list[str]:
         """IDs whose status is ``succeed``: the only ones with a detail to fetch."""
-        return [o.creation_id for o in self.outcomes if o.status == "succeed"]
+        return [o.creation_id for o in self.outcomes if o.status == SUCCEEDED]
 
 
 @dataclass

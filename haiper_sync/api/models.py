@@ -20,9 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-TERMINAL_STATUSES = frozenset({"succeed", "failed"})
-KNOWN_STATUSES = frozenset({"pending", "processing", "post_processing", "succeed", "failed"})
-
 
 @cache
 def _adapter(annotation: Any) -> TypeAdapter[Any]:

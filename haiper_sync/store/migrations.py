@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import duckdb
 
 from haiper_sync.errors import SchemaTooNew
+from haiper_sync.store.sql import scalar
 
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
 MIGRATIONS: list[str] = [
@@ -207,18 +206,6 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
-    """The single value of a one-row query (fully fetched: DuckDB refuses new work otherwise)."""
-    rows = con.execute(sql, params or []).fetchall()
-    return rows[0][0] if rows else None
-
-
-def records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every row of an executed query as a dict keyed by column name."""
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:

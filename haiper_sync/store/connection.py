@@ -1,9 +1,8 @@
-"""Getting at the DuckDB file politely: bounded waits, and one sync per database."""
+"""Getting at the DuckDB file politely: bounded waits for a file another process holds, short
+units of work."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from haiper_sync.errors import DatabaseLocked
+from haiper_sync.store.migrations import migrate
 
 _HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 
@@ -64,33 +64,25 @@ def connect(
 
 
 @contextmanager
-def sync_lock(
-    db_path: str | Path,
+def open_database(
+    path: str | Path,
     *,
-    timeout: float = 0.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> Iterator[None]:
-    """Hold ``<db>.sync.lock`` for a whole sync: two syncs of one database never interleave."""
-    lock_path = Path(f"{db_path}.sync.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    read_only: bool = False,
+    timeout: float = 60.0,
+    on_wait: Callable[[str], None] | None = None,
+    migrate_schema: bool = True,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open (and, when writable, migrate) the database for one short unit of work, then close.
+
+    Short windows let an analyst's read-only session get in between a sync's writes. A run
+    migrates once when it starts; its per-chunk writes pass ``migrate_schema=False``.
+    """
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = connect(path, read_only=read_only, timeout=timeout, on_wait=on_wait)
     try:
-        deadline = clock() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if clock() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                    raise DatabaseLocked(
-                        f"another sync (PID {holder}) is already writing {db_path}; "
-                        "wait for it to finish"
-                    ) from None
-                sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        if migrate_schema and not read_only:
+            migrate(con)
+        yield con
     finally:
-        os.close(fd)  # closing drops the flock, also when the process is killed
+        con.close()

@@ -10,14 +10,16 @@ import glob
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.errors import ManifestError
-from haiper_sync.ids import ID_PATTERN, MAX_ID_LENGTH
-from haiper_sync.schema import scalar
+from haiper_sync.statuses import FAILED, SUCCEEDED
+from haiper_sync.store.sql import scalar
 
 # Lines staged per Parquet batch, and manifest IDs per planning partition: both bound the
 # planner's memory, whatever the manifest's size.
@@ -204,16 +206,18 @@ def _plan_partition(
         """
     )
     count = int(scalar(con, "SELECT count(*) FROM _plan_ids"))
+    needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
+    # Finished: failed, or succeeded with its detail stored (else only the detail is missing).
     finished = (
         "FALSE"
         if refresh
-        else "s.status = 'failed' OR (s.status = 'succeed' AND c.creation_id IS NOT NULL)"
+        else f"s.status = '{FAILED}' OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
     )
     con.execute(
         f"""
         COPY (
             SELECT m.creation_id,
-                   {"TRUE" if refresh else "s.status IS DISTINCT FROM 'succeed'"} AS needs_status,
+                   {needs_status} AS needs_status,
                    m.seq
             FROM _plan_ids AS m
             LEFT JOIN (SELECT creation_id, status FROM creation_status WHERE {mine}) AS s
@@ -233,7 +237,8 @@ def _record_rejects(
     before = int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id]))
     con.execute(
         f"""
-        INSERT OR REPLACE INTO sync_errors
+        INSERT OR REPLACE INTO sync_errors (run_id, creation_id, stage, http_status, error_code,
+                                            message, raw_body, deferred, occurred_at)
         SELECT ?, raw, 'manifest', NULL, NULL,
                'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
                    || ' line ' || arg_min(line_no, seq) || '): ' ||
@@ -253,13 +258,22 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def iter_chunks(todo_path: Path, chunk_size: int) -> Iterator[list[tuple[str, bool]]]:
-    """Read the to-do list back ``chunk_size`` IDs at a time: (creation_id, needs_status)."""
+class Chunk(NamedTuple):
+    """A chunk of the to-do list: IDs whose status to check, and IDs known to have succeeded
+    whose detail is missing (no status check: one request instead of two)."""
+
+    to_check: list[str]
+    known_succeeded: list[str]
+
+
+def iter_chunks(todo_path: Path, chunk_size: int) -> Iterator[Chunk]:
+    """Read the to-do list back ``chunk_size`` IDs at a time."""
     parquet = pq.ParquetFile(todo_path)
     for batch in parquet.iter_batches(batch_size=chunk_size):
         ids = batch.column("creation_id").to_pylist()
         needs = batch.column("needs_status").to_pylist()
-        yield list(zip(ids, needs, strict=True))
+        pairs = list(zip(ids, needs, strict=True))
+        yield Chunk([i for i, n in pairs if n], [i for i, n in pairs if not n])
 
 
 # A chunk's task runs cost ~0.1 s of CPU in Prefect (client and server); a chunk is also the

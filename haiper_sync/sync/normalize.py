@@ -3,58 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from haiper_sync.models import CreationDetail
+from haiper_sync.api.models import CreationDetail
+from haiper_sync.rows import CreationRow, OutputRow
 
 _NUMERIC = re.compile(r"\d{9,13}(\.\d+)?")
-
-
-@dataclass(frozen=True)
-class CreationRow:
-    """One row of ``creations``."""
-
-    creation_id: str
-    user_id: str | None
-    username: str | None
-    avatar: str | None
-    type: str | None
-    input_type: str | None
-    output_type: str | None
-    prompt: str | None
-    negative_prompt: str | None
-    create_time: datetime | None
-    update_time: datetime | None
-    create_time_raw: str | None
-    update_time_raw: str | None
-    status: str | None
-    video_url: str | None
-    thumbnail_url: str | None
-    fps: float | None
-    width: int | None
-    height: int | None
-    like_count: int | None
-    is_like: bool | None
-    collects_count: int | None
-    is_collect: bool | None
-    output_count: int
-    notes: str | None
-    raw_json: str
-    synced_at: datetime
-    run_id: str
-
-
-@dataclass(frozen=True)
-class OutputRow:
-    """One row of ``creation_outputs``."""
-
-    creation_id: str
-    output_id: str
-    position: int
-    media_url: str | None
-    thumbnail_url: str | None
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
@@ -142,8 +96,3 @@ def _outputs(creation_id: str, detail: CreationDetail, notes: list[str]) -> list
             OutputRow(creation_id, output_id, position, output.media_url, output.thumbnail_url)
         )
     return rows
-
-
-def as_columns(rows: list[Any], names: list[str]) -> dict[str, list[Any]]:
-    """Dataclass rows → column lists (the shape Arrow tables are built from)."""
-    return {name: [getattr(row, name) for row in rows] for name in names}

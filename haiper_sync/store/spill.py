@@ -18,17 +18,16 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from haiper_sync import store
-from haiper_sync.normalize import CreationRow, OutputRow
-from haiper_sync.pipeline import ErrorRecord
-from haiper_sync.store import StatusRow
-from haiper_sync.sync import ChunkRows, write_chunk
+from haiper_sync.rows import ChunkRows, CreationRow, ErrorRecord, OutputRow, StatusRow, as_arrow
+from haiper_sync.store import runs
+from haiper_sync.store.writes import write_chunk
 
-_TABLES: dict[str, tuple[Any, type[Any]]] = {
-    "creations": (store.CREATION_SCHEMA, CreationRow),
-    "outputs": (store.OUTPUT_SCHEMA, OutputRow),
-    "statuses": (store.STATUS_SCHEMA, StatusRow),
-    "errors": (store.ERROR_SCHEMA, ErrorRecord),
+# The ChunkRows field each Parquet file holds, and its row type.
+_TABLES: dict[str, type[Any]] = {
+    "creations": CreationRow,
+    "outputs": OutputRow,
+    "statuses": StatusRow,
+    "errors": ErrorRecord,
 }
 
 
@@ -53,9 +52,8 @@ def spill_chunk(db_path: str | Path, run_id: str, chunk_no: int, rows: ChunkRows
     """Save a chunk's rows for a later write; return the folder."""
 
     def write(folder: Path) -> None:
-        for name, (schema, _) in _TABLES.items():
-            table = store.as_arrow(getattr(rows, name), schema)
-            pq.write_table(table, folder / f"{name}.parquet")
+        for name, row_type in _TABLES.items():
+            pq.write_table(as_arrow(getattr(rows, name), row_type), folder / f"{name}.parquet")
         meta = {"run_id": run_id, "chunk_no": chunk_no, "counts": rows.counts}
         (folder / "meta.json").write_text(json.dumps(meta))
 
@@ -84,11 +82,11 @@ def ingest_spills(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> int:
     for folder in pending_spills(db_path):
         meta = json.loads((folder / "meta.json").read_text())
         if "end" in meta:
-            store.finish_run(con, meta["run_id"], **meta["end"])
+            runs.finish_run(con, meta["run_id"], **meta["end"])
         else:
             parts = {
                 name: [cls(**row) for row in pq.read_table(folder / f"{name}.parquet").to_pylist()]
-                for name, (_, cls) in _TABLES.items()
+                for name, cls in _TABLES.items()
             }
             write_chunk(con, meta["run_id"], ChunkRows(**parts, counts=meta["counts"]))
         shutil.rmtree(folder)

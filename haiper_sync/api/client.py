@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from haiper_sync.breaker import CircuitBreaker
+from haiper_sync.api.breaker import CircuitBreaker
+from haiper_sync.api.ids import id_path_segment
+from haiper_sync.api.models import DetailResponse, ErrorBody, StatusResponse
+from haiper_sync.api.network import Network, build_http_client, describe
+from haiper_sync.api.ratelimit import RateLimiter
+from haiper_sync.api.retry import parse_retry_after
 from haiper_sync.errors import (
     InvalidResponse,
     RateLimited,
@@ -22,11 +27,6 @@ from haiper_sync.errors import (
     TransportFailed,
     Unauthorized,
 )
-from haiper_sync.ids import id_path_segment
-from haiper_sync.models import DetailResponse, ErrorBody, StatusResponse
-from haiper_sync.network import Network, build_http_client, describe
-from haiper_sync.ratelimit import RateLimiter
-from haiper_sync.retry import parse_retry_after
 
 # Enough of a body to diagnose it in sync_errors without storing megabytes of HTML.
 MAX_KEPT_BODY = 4_000

@@ -22,12 +22,12 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from haiper_sync.breaker import DEFAULT_MIN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
-from haiper_sync.client import HaiperClient, Timeouts
+from haiper_sync.api.breaker import DEFAULT_MIN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
+from haiper_sync.api.client import HaiperClient, Timeouts
+from haiper_sync.api.network import Network
+from haiper_sync.api.ratelimit import RateLimiter
+from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.network import Network
-from haiper_sync.ratelimit import RateLimiter
-from haiper_sync.retry import RetryPolicy
 from haiper_sync.settings import Settings
 
 T = TypeVar("T")

@@ -12,15 +12,16 @@ from typing import Any, Literal
 import duckdb
 
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.locks import connect
-from haiper_sync.schema import SCHEMA_VERSION, records, scalar, schema_version
+from haiper_sync.statuses import sql_not_terminal
+from haiper_sync.store.connection import connect
+from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
+from haiper_sync.store.sql import records, scalar
 from haiper_sync.summary import RunSummary
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
 DEFAULT_WAIT = 5.0
 NO_STATUS = "(no status yet)"
-# Any status but these two may still change, including ones the API adds later.
-NOT_TERMINAL = "status IS NULL OR status NOT IN ('succeed', 'failed')"
+NOT_TERMINAL = sql_not_terminal()
 
 ExportFormat = Literal["parquet", "csv"]
 EXPORT_OPTIONS: dict[str, str] = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true"}

@@ -1,27 +1,11 @@
-"""Composing one chunk's outcomes into rows and committing them in one transaction."""
+"""Composing one chunk's outcomes into the rows it writes and the run counters it adds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import duckdb
-
-from haiper_sync import store
-from haiper_sync.models import TERMINAL_STATUSES
-from haiper_sync.normalize import CreationRow, OutputRow, normalize_detail
-from haiper_sync.pipeline import DetailBatch, ErrorRecord, StatusBatch
-from haiper_sync.store import StatusRow
-
-
-@dataclass
-class ChunkRows:
-    """Everything one chunk writes, ready for `write_chunk`."""
-
-    creations: list[CreationRow] = field(default_factory=list)
-    outputs: list[OutputRow] = field(default_factory=list)
-    statuses: list[StatusRow] = field(default_factory=list)
-    errors: list[ErrorRecord] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
+from haiper_sync.rows import ChunkRows, StatusRow
+from haiper_sync.statuses import FAILED, SUCCEEDED, TERMINAL_STATUSES
+from haiper_sync.sync.fetch import DetailBatch, StatusBatch
+from haiper_sync.sync.normalize import normalize_detail
 
 
 def assemble_chunk(
@@ -54,8 +38,8 @@ def assemble_chunk(
     known = [o.status for o in status_outcomes if o.status is not None]
     rows.counts = {
         "ids_checked": len(known),
-        "ids_succeeded": sum(s == "succeed" for s in known),
-        "ids_failed": sum(s == "failed" for s in known),
+        "ids_succeeded": sum(s == SUCCEEDED for s in known),
+        "ids_failed": sum(s == FAILED for s in known),
         "ids_pending": sum(s not in TERMINAL_STATUSES for s in known),
         "ids_fetched": len(rows.creations),
         "ids_errored": len({e.creation_id for e in errors}),
@@ -63,20 +47,3 @@ def assemble_chunk(
         "retries": (statuses.retries if statuses else 0) + (details.retries if details else 0),
     }
     return rows
-
-
-def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> dict[str, int]:
-    """Commit a chunk's creations, outputs, statuses, errors and counters atomically."""
-    con.execute("BEGIN")
-    try:
-        inserted, updated = store.upsert_creations(con, rows.creations)
-        store.replace_outputs(con, [c.creation_id for c in rows.creations], rows.outputs)
-        store.upsert_statuses(con, rows.statuses, run_id)
-        store.insert_errors(con, rows.errors, run_id)
-        counts = rows.counts | {"rows_inserted": inserted, "rows_updated": updated}
-        store.add_run_counts(con, run_id, counts)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return counts

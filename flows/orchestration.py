@@ -1,0 +1,251 @@
+"""What the flow needs beside its tasks: the key, the task runner, the run's HTTP engine, the
+chunk pipeline, the writer, and the run's record in DuckDB and in the Prefect UI."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import SecretStr
+
+from haiper_sync.api.engine import ApiConfig, HttpEngine, close_worker_engine, open_worker_engine
+from haiper_sync.errors import ConfigError, DatabaseLocked, HaiperSyncError
+from haiper_sync.rows import ChunkRows
+from haiper_sync.settings import Settings, load_settings
+from haiper_sync.store.connection import open_database
+from haiper_sync.store.spill import ingest_spills, spill_chunk
+from haiper_sync.store.writes import write_chunk
+from haiper_sync.summary import RunSummary
+from haiper_sync.sync.progress import Progress, publish
+from tasks import finish_sync
+
+T = TypeVar("T")
+
+SECRET_BLOCK = "haiper-api-key"
+SUMMARY_KEY = "haiper-sync-summary"
+PROGRESS_KEY = "haiper-sync-progress"
+# This many chunks are fetched ahead of the writer.
+CHUNKS_IN_FLIGHT = 3
+
+
+def resolve_api_key() -> SecretStr:
+    """The API key: ``HAIPER_API_KEY`` if set, else the Prefect Secret block ``haiper-api-key``."""
+    settings = load_settings()
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        return settings.api_key
+    try:
+        from prefect.blocks.system import Secret
+
+        value = Secret.load(SECRET_BLOCK).get()  # type: ignore[union-attr]
+    except (ValueError, RuntimeError):
+        value = None
+    if not value:
+        raise ConfigError(
+            f"no API key: export HAIPER_API_KEY or create the Prefect Secret block {SECRET_BLOCK!r}"
+        )
+    return SecretStr(str(value))
+
+
+def _dask_runner() -> Any:
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    return runner if type(runner).__name__ == "DaskTaskRunner" else None
+
+
+def build_task_runner(settings: Settings) -> Any:
+    """The task runner the settings ask for (threads by default, or Dask)."""
+    if settings.task_runner == "dask":
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": settings.dask_workers,
+                "threads_per_worker": CHUNKS_IN_FLIGHT,
+                "processes": True,
+                "dashboard_address": None,
+            }
+        )
+    # Bounded: Prefect's default pool is effectively unbounded (300 tasks -> 215 threads).
+    return ThreadPoolTaskRunner(max_workers=CHUNKS_IN_FLIGHT)
+
+
+def api_config(settings: Settings, *, api_url: str, concurrency: int, rate_limit: int) -> ApiConfig:
+    """The run's API config, its concurrency and rate limit split among the fetching processes.
+
+    Each process (the flow's, or each Dask worker) has its own limiter and connection pool, so
+    the run as a whole stays within what it was given.
+    """
+    runner = _dask_runner()
+    processes = max(1, len(runner.client.scheduler_info().get("workers", {}))) if runner else 1
+    return ApiConfig.from_settings(
+        settings,
+        api_url=api_url,
+        concurrency=max(1, concurrency // processes),
+        rate_limit=max(1, rate_limit // processes),
+    )
+
+
+@contextmanager
+def run_engine(config: ApiConfig, api_key: SecretStr) -> Iterator[HttpEngine]:
+    """The run's HTTP engine, open for the run in this process and on every Dask worker."""
+    with HttpEngine(config, api_key) as engine:
+        runner = _dask_runner()
+        if runner is None:
+            yield engine
+            return
+        runner.client.run(open_worker_engine, engine.token, config, api_key)
+        try:
+            yield engine
+        finally:
+            runner.client.run(close_worker_engine, engine.token)
+
+
+def ahead(futures: Iterable[T], depth: int = CHUNKS_IN_FLIGHT) -> Iterator[T]:
+    """Yield ``futures`` in order while keeping ``depth`` of them submitted ahead."""
+    waiting: deque[T] = deque()
+    for future in futures:
+        waiting.append(future)
+        if len(waiting) >= depth:
+            yield waiting.popleft()
+    while waiting:
+        yield waiting.popleft()
+
+
+class RunProgress:
+    """Keeps the UI's progress artifact and in-process listeners up to date."""
+
+    def __init__(self, run_id: str, total: int) -> None:
+        self.run_id, self.total, self.done = run_id, total, 0
+        self._artifact: UUID = create_progress_artifact(  # type: ignore[assignment]
+            0.0 if total else 100.0, key=PROGRESS_KEY, description="IDs handled so far"
+        )
+        publish(Progress(run_id, 0, total))
+
+    def advance(self, ids: int) -> None:
+        """Count ``ids`` more IDs as handled."""
+        self.done += ids
+        percent = 100.0 * self.done / self.total if self.total else 100.0
+        update_progress_artifact(self._artifact, percent)
+        publish(Progress(self.run_id, self.done, self.total))
+
+
+class ChunkWriter:
+    """Writes a run's chunks in order as their futures finish, and keeps the run's tally.
+
+    It runs in the flow's process: one writer per database. A chunk that finds the file held
+    by someone else past the lock timeout is set aside in ``<db>.pending/``; once that
+    happened, the next writes wait only briefly (and set their chunk aside too) instead of
+    stalling the whole run for the full timeout each.
+    """
+
+    BRIEF_WAIT = 1.0
+
+    def __init__(
+        self, db_path: str, tally: RunSummary, lock_timeout: float, logger: Any = None
+    ) -> None:
+        self.db_path, self.tally, self.lock_timeout = db_path, tally, lock_timeout
+        self._wait = lock_timeout
+        self._logger = logger or logging.getLogger(__name__)
+
+    def write(self, chunk_no: int, future: PrefectFuture[ChunkRows]) -> int:
+        """Wait for a chunk's rows and commit them; return how many IDs the chunk held."""
+        rows = future.result()
+        run_id = self.tally.run_id
+        try:
+            with open_database(
+                self.db_path,
+                timeout=self._wait,
+                on_wait=self._logger.warning,
+                migrate_schema=False,
+            ) as con:
+                ingest_spills(con, self.db_path)
+                counts = write_chunk(con, run_id, rows)
+            self._wait = self.lock_timeout
+        except DatabaseLocked as locked:
+            folder = spill_chunk(self.db_path, run_id, chunk_no, rows)
+            self._logger.warning(
+                "%s Chunk %d set aside in %s until the file is free.", locked, chunk_no, folder
+            )
+            counts = rows.counts
+            self.tally.chunks_set_aside += 1
+            self._wait = self.BRIEF_WAIT
+        self.tally.add(counts)
+        return len(rows.statuses)
+
+
+class RunRecord:
+    """Ends the run's ``sync_runs`` row and publishes its summary, however the run ends.
+
+    Entered around the run's work: leaving it normally records ``completed``; leaving it with
+    an exception records ``failed`` with the exception in one line, and lets it through.
+    """
+
+    def __init__(self, db_path: str, tally: RunSummary, lock_timeout: float, logger: Any) -> None:
+        self.db_path, self.lock_timeout, self._logger = db_path, lock_timeout, logger
+        self.tally = self.summary = tally
+
+    def __enter__(self) -> RunRecord:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        state, message = ("completed", None) if exc is None else ("failed", _one_line(exc))
+        try:
+            self.summary, errors = finish_sync(
+                self.db_path,
+                self.tally,
+                state=state,
+                message=message,
+                lock_timeout=self.lock_timeout,
+            )
+            create_markdown_artifact(
+                self.summary.markdown(errors),
+                key=SUMMARY_KEY,
+                description=f"{self.summary.manifest} → sync summary",
+            )
+        except Exception as finish_error:
+            if exc is None:
+                raise
+            # Never mask the error that failed the run with one about recording it.
+            self._logger.error(
+                "Could not record the end of run %s: %s", self.tally.run_id, finish_error
+            )
+
+
+def new_run(manifest: str, refresh: bool, flow_run_id: str | None) -> RunSummary:
+    """The record of a run about to start."""
+    return RunSummary(
+        run_id=uuid.uuid4().hex,
+        manifest=manifest,
+        refresh=refresh,
+        started_at=datetime.now(UTC),
+        flow_run_id=flow_run_id,
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    # Our own errors are written to be read as they are; anything else needs its type.
+    if isinstance(error, HaiperSyncError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

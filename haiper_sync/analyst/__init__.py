@@ -1,0 +1,1 @@
+"""Reading the DuckDB file for people: queries, the status report, exports, rendering."""
