@@ -9,7 +9,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -191,46 +190,46 @@ class ChunkWriter:
 
 
 class RunRecord:
-    """Ends the run's ``sync_runs`` row and publishes its summary, however the run ends.
+    """The run's summary once `recorded` has ended the run (the tally until then)."""
 
-    Entered around the run's work: leaving it normally records ``completed``; leaving it with
-    an exception records ``failed`` with the exception in one line, and lets it through.
+    def __init__(self, tally: RunSummary) -> None:
+        self.summary = tally
+
+
+@contextmanager
+def recorded(
+    db_path: str, tally: RunSummary, lock_timeout: float, logger: Any
+) -> Iterator[RunRecord]:
+    """Around the run's work: end its ``sync_runs`` row and publish its summary, however it ends.
+
+    Leaving normally records ``completed``; leaving with an exception records ``failed`` with
+    the exception in one line, and lets the exception through.
     """
-
-    def __init__(self, db_path: str, tally: RunSummary, lock_timeout: float, logger: Any) -> None:
-        self.db_path, self.lock_timeout, self._logger = db_path, lock_timeout, logger
-        self.tally = self.summary = tally
-
-    def __enter__(self) -> RunRecord:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        state, message = ("completed", None) if exc is None else ("failed", _one_line(exc))
+    record = RunRecord(tally)
+    try:
+        yield record
+    except BaseException as error:
         try:
-            self.summary, errors = finish_sync(
-                self.db_path,
-                self.tally,
-                state=state,
-                message=message,
-                lock_timeout=self.lock_timeout,
-            )
-            create_markdown_artifact(
-                self.summary.markdown(errors),
-                key=SUMMARY_KEY,
-                description=f"{self.summary.manifest} → sync summary",
-            )
+            record.summary = _finish(db_path, tally, "failed", _one_line(error), lock_timeout)
         except Exception as finish_error:
-            if exc is None:
-                raise
             # Never mask the error that failed the run with one about recording it.
-            self._logger.error(
-                "Could not record the end of run %s: %s", self.tally.run_id, finish_error
-            )
+            logger.error("Could not record the end of run %s: %s", tally.run_id, finish_error)
+        raise
+    record.summary = _finish(db_path, tally, "completed", None, lock_timeout)
+
+
+def _finish(
+    db_path: str, tally: RunSummary, state: str, message: str | None, lock_timeout: float
+) -> RunSummary:
+    summary, errors = finish_sync(
+        db_path, tally, state=state, message=message, lock_timeout=lock_timeout
+    )
+    create_markdown_artifact(
+        summary.markdown(errors),
+        key=SUMMARY_KEY,
+        description=f"{summary.manifest} → sync summary",
+    )
+    return summary
 
 
 def new_run(manifest: str, refresh: bool, flow_run_id: str | None) -> RunSummary:

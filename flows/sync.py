@@ -14,11 +14,11 @@ from pydantic import Field
 from flows.orchestration import (
     ChunkWriter,
     RunProgress,
-    RunRecord,
     ahead,
     api_config,
     build_task_runner,
     new_run,
+    recorded,
     resolve_api_key,
     run_engine,
 )
@@ -74,7 +74,7 @@ def sync_creations(
     with (
         sync_lock(db_path, timeout=lock_timeout),
         tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
-        RunRecord(db_path, run, lock_timeout, logger) as record,
+        recorded(db_path, run, lock_timeout, logger) as record,
     ):
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
         plan = prepare_sync(

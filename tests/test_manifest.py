@@ -144,10 +144,9 @@ def test_default_chunks_last_about_half_a_minute_at_the_rate_limit() -> None:
     assert auto_chunk_size(1_000_000) == 1_000  # a raised limit: the ceiling
 
 
-def test_a_manifest_larger_than_a_partition_plans_like_a_small_one(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_duplicates_rejects_and_finished_ids_plan_in_manifest_order(
+    tmp_path: Path, db_path: Path
 ) -> None:
-    monkeypatch.setattr("haiper_sync.sync.plan._PARTITION", 7)
     ids = [f"id-{n:03d}" for n in range(40)]
     manifest = tmp_path / "ids.txt"
     manifest.write_text("\n".join([*ids, *ids[:5], "bad id"]) + "\n")
@@ -159,5 +158,5 @@ def test_a_manifest_larger_than_a_partition_plans_like_a_small_one(
     result = plan(db_path, str(manifest), tmp_path)
     assert (result.ids_in_manifest, result.ids_rejected, result.ids_skipped) == (40, 1, 10)
     todo = [row["creation_id"] for row in pq.read_table(result.todo_path).to_pylist()]
-    assert todo == ids[10:]  # manifest order, across partitions
+    assert todo == ids[10:]  # manifest order
     assert sorted(p.name for p in tmp_path.glob("todo*")) == ["todo.parquet"]

@@ -21,10 +21,9 @@ from haiper_sync.errors import ManifestError
 from haiper_sync.statuses import FAILED, SUCCEEDED
 from haiper_sync.store.sql import scalar
 
-# Lines staged per Parquet batch, and manifest IDs per planning partition: both bound the
-# planner's memory, whatever the manifest's size.
+# Lines staged per Parquet batch, and DuckDB's memory while it plans: both bound the planner's
+# memory, whatever the manifest's size.
 _BATCH = 20_000
-_PARTITION = 100_000
 _PLAN_MEMORY = "128MB"
 _LINES = pa.schema(
     [("line_no", pa.int64()), ("raw", pa.string()), ("file_no", pa.int32()), ("seq", pa.int64())]
@@ -142,34 +141,39 @@ def plan_run(
     files = manifest_files(manifest)
     todo_path.parent.mkdir(parents=True, exist_ok=True)
     staged = todo_path.with_name("manifest-lines.parquet")
-    staged_lines = _stage_lines(files, staged)
+    _stage_lines(files, staged)
     lines = f"read_parquet('{_sql_path(staged)}')"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
-    # Hash partitions keep every join and aggregate to ~_PARTITION keys: a million-ID manifest
-    # against a million-row database then needs a tenth of the memory, for a few more scans.
-    parts = max(1, -(-staged_lines // _PARTITION))
-    part_files = [todo_path.with_name(f"todo-part-{p}.parquet") for p in range(parts)]
-    valid_ids = todo_path.with_name("manifest-ids.parquet")
+    needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
+    # Finished: failed, or succeeded with its detail stored (else only the detail is missing).
+    finished = (
+        "FALSE"
+        if refresh
+        else f"s.status = '{FAILED}' OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
+    )
     # Planning only reads the tables (an ID gets its creation_status row when its chunk is
-    # written), so DuckDB may evict what it scanned instead of keeping it cached.
+    # written). Under a memory cap DuckDB's aggregate and joins spill to disk instead of
+    # holding a million-ID manifest and table at once.
     limit = scalar(con, "SELECT current_setting('memory_limit')")
     con.execute(f"SET memory_limit = '{_PLAN_MEMORY}'")
     con.execute("BEGIN")
     try:
         rejected = _record_rejects(con, run_id, lines, valid, [str(f) for f in files])
-        # Validated once, streaming; the partitions then read only valid IDs.
-        con.execute(
-            f"COPY (SELECT raw AS creation_id, seq FROM {lines} WHERE {valid}) "
-            f"TO '{_sql_path(valid_ids)}' (FORMAT parquet)"
-        )
-        total = 0
-        for part, part_file in enumerate(part_files):
-            total += _plan_partition(con, valid_ids, part, parts, part_file, refresh)
-        sources = ", ".join(f"'{_sql_path(f)}'" for f in part_files)
+        total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         con.execute(
             f"""
-            COPY (SELECT creation_id, needs_status FROM read_parquet([{sources}]) ORDER BY seq)
-            TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
+            COPY (
+                WITH manifest AS (
+                    SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid}
+                    GROUP BY raw
+                )
+                SELECT m.creation_id, {needs_status} AS needs_status
+                FROM manifest AS m
+                LEFT JOIN creation_status AS s USING (creation_id)
+                LEFT JOIN creations AS c USING (creation_id)
+                WHERE NOT coalesce({finished}, FALSE)
+                ORDER BY m.seq
+            ) TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
         con.execute("COMMIT")
@@ -178,57 +182,9 @@ def plan_run(
         raise
     finally:
         con.execute(f"SET memory_limit = '{limit}'")
-        for path in (staged, valid_ids, *part_files):
-            path.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
     todo = pq.ParquetFile(todo_path).metadata.num_rows
     return Plan(total, rejected, total - todo, todo, todo_path)
-
-
-def _plan_partition(
-    con: duckdb.DuckDBPyConnection,
-    valid_ids: Path,
-    part: int,
-    parts: int,
-    out: Path,
-    refresh: bool,
-) -> int:
-    """Plan the IDs of one hash partition: write its to-do rows to ``out``.
-
-    Returns the partition's count of distinct valid IDs.
-    """
-    mine = f"hash(creation_id) % {parts} = {part}"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _plan_ids AS
-        SELECT creation_id, min(seq) AS seq FROM read_parquet('{_sql_path(valid_ids)}')
-        WHERE {mine}
-        GROUP BY creation_id
-        """
-    )
-    count = int(scalar(con, "SELECT count(*) FROM _plan_ids"))
-    needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
-    # Finished: failed, or succeeded with its detail stored (else only the detail is missing).
-    finished = (
-        "FALSE"
-        if refresh
-        else f"s.status = '{FAILED}' OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
-    )
-    con.execute(
-        f"""
-        COPY (
-            SELECT m.creation_id,
-                   {needs_status} AS needs_status,
-                   m.seq
-            FROM _plan_ids AS m
-            LEFT JOIN (SELECT creation_id, status FROM creation_status WHERE {mine}) AS s
-                USING (creation_id)
-            LEFT JOIN (SELECT creation_id FROM creations WHERE {mine}) AS c USING (creation_id)
-            WHERE NOT coalesce({finished}, FALSE)
-        ) TO '{_sql_path(out)}' (FORMAT parquet)
-        """
-    )
-    con.execute("DROP TABLE _plan_ids")
-    return count
 
 
 def _record_rejects(
