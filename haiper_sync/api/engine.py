@@ -17,7 +17,6 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TypeVar
 
 from pydantic import SecretStr
@@ -107,12 +106,7 @@ class HttpEngine:
     def __enter__(self) -> HttpEngine:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -10,17 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from haiper_sync.errors import (
-    ApiUnreachable,
-    InvalidResponse,
-    RateLimited,
-    RequestFailed,
-    ResponseTooLarge,
-    TransportFailed,
-    Unauthorized,
-)
+from haiper_sync import errors
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Nothing else can succeed either: the key is refused, or the API cannot be reached at all.
+STOPS_THE_RUN = (errors.Unauthorized, errors.ApiUnreachable)
 
 
 class Action(Enum):
@@ -58,11 +52,11 @@ class RetryPolicy:
 
 def is_transient(error: BaseException) -> bool:
     """True when the same request may well succeed if sent again later."""
-    if isinstance(error, Unauthorized | ApiUnreachable | ResponseTooLarge):
+    if isinstance(error, (*STOPS_THE_RUN, errors.ResponseTooLarge)):
         return False
-    if isinstance(error, TransportFailed | InvalidResponse | RateLimited):
+    if isinstance(error, errors.TransportFailed | errors.InvalidResponse | errors.RateLimited):
         return True
-    if isinstance(error, RequestFailed):
+    if isinstance(error, errors.RequestFailed):
         return error.status_code is not None and (
             error.status_code in TRANSIENT_STATUS or error.status_code >= 500
         )
@@ -71,14 +65,14 @@ def is_transient(error: BaseException) -> bool:
 
 def decide(error: BaseException, attempt: int, policy: RetryPolicy, draw: float) -> Decision:
     """Decide what follows failed attempt number ``attempt`` (1-based)."""
-    if isinstance(error, Unauthorized | ApiUnreachable):
+    if isinstance(error, STOPS_THE_RUN):
         return Decision(Action.STOP_RUN)
     if not is_transient(error):
         return Decision(Action.GIVE_UP)
     if attempt >= policy.max_attempts:
         return Decision(Action.DEFER)
     delay = policy.backoff(attempt, draw)
-    if isinstance(error, RateLimited) and error.retry_after is not None:
+    if isinstance(error, errors.RateLimited) and error.retry_after is not None:
         if error.retry_after > policy.max_retry_after:
             # Waiting that long would stall the run; the next run picks the ID up.
             return Decision(Action.DEFER)
