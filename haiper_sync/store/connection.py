@@ -14,6 +14,11 @@ import duckdb
 from haiper_sync.errors import DatabaseLocked
 from haiper_sync.store.migrations import migrate
 
+# New files are written in the storage format of DuckDB 1.4, which the DuckDB shells analysts
+# have (duckdb-cli 1.4 and 1.5, DBeaver's and harlequin's bundled engines) can open; DuckDB 2.0's
+# own format cannot be read by them. A file keeps the format it was created in.
+STORAGE_VERSION = "v1.4.0"
+
 _HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 
 
@@ -38,9 +43,13 @@ def connect(
     deadline = clock() + timeout
     delay = 0.05
     warned = False
+    creating = not read_only and not Path(path).exists()
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"storage_compatibility_version": STORAGE_VERSION} if creating else {}
+    )
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" not in text.lower():
