@@ -6,6 +6,7 @@ Prefect is imported only by the commands that run the flow, so the others start 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from cli.analyst import add_commands as add_analyst_commands
+from cli.checks import sync_parameters
 from haiper_sync.analyst.queries import status_counts
 from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.settings import load_settings
 from haiper_sync.simulator import SimulatorConfig, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
 from haiper_sync.simulator.__main__ import config_from_args
@@ -51,6 +52,8 @@ def run_sync(parameters: dict[str, Any]) -> int:
     _prefect_env()
     from flows import sync_creations
 
+    _no_tracebacks_for_our_errors()
+
     with _progress_bar():
         state = sync_creations(**parameters, return_state=True)
     if not state.is_completed():
@@ -61,6 +64,23 @@ def run_sync(parameters: dict[str, Any]) -> int:
     print(summary.text())
     _print_status_counts(parameters["db_path"])
     return 0
+
+
+class _OurErrorsInOneLine(logging.Filter):
+    """Drops the traceback from a log record about one of our own errors (a 401, a dead API):
+    its message already says what is wrong; the traceback only buries it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HaiperSyncError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _no_tracebacks_for_our_errors() -> None:
+    # Prefect's console handler sits on the root logger; its API handler (the UI) keeps them.
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _OurErrorsInOneLine) for f in handler.filters):
+            handler.addFilter(_OurErrorsInOneLine())
 
 
 @contextmanager
@@ -100,18 +120,7 @@ def _print_status_counts(db_path: str) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """``haiper-sync sync``."""
-    settings = load_settings()
-    return run_sync(
-        {
-            "manifest": args.manifest,
-            "db_path": args.db or settings.db,
-            "api_url": args.api_url or settings.api_url,
-            "concurrency": args.concurrency or settings.concurrency,
-            "rate_limit": args.rate_limit or settings.rate_limit,
-            "refresh": args.refresh,
-            "chunk_size": args.chunk_size or settings.chunk_size,
-        }
-    )
+    return run_sync(sync_parameters(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from haiper_sync.api.engine import ApiConfig, HttpEngine, close_worker_engine, open_worker_engine
 from haiper_sync.errors import ConfigError, DatabaseLocked, HaiperSyncError
 from haiper_sync.rows import ChunkRows
-from haiper_sync.settings import Settings, load_settings
+from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
 from haiper_sync.store.connection import open_database
 from haiper_sync.store.spill import ingest_spills, spill_chunk
 from haiper_sync.store.writes import write_chunk
@@ -35,7 +35,6 @@ from tasks import finish_sync
 
 T = TypeVar("T")
 
-SECRET_BLOCK = "haiper-api-key"
 SUMMARY_KEY = "haiper-sync-summary"
 PROGRESS_KEY = "haiper-sync-progress"
 # This many chunks are fetched ahead of the writer.

@@ -11,6 +11,8 @@ DEFAULT_API_URL = "https://api.haiper.ai"
 DEFAULT_DB = "haiper.duckdb"
 # The API's documented default quota; configurable because Haiper raises it on request.
 DEFAULT_RATE_LIMIT = 500
+# The Prefect Secret block a flow reads the key from when HAIPER_API_KEY is not set.
+SECRET_BLOCK = "haiper-api-key"
 
 
 class Settings(BaseSettings):

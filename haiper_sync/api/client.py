@@ -220,7 +220,11 @@ class HaiperClient:
             method="GET", url=url, status_code=status, code=code, body=body
         )
         if status == 401:
-            raise Unauthorized(message, **common)
+            raise Unauthorized(
+                f"the API at {self.api_url} refused the key (HTTP 401: {detail}); "
+                "check HAIPER_API_KEY",
+                **common,
+            )
         if status == 429:
             retry_after = parse_retry_after(headers.get("Retry-After"))
             raise RateLimited(message, retry_after=retry_after, **common)
