@@ -94,6 +94,7 @@ def sync_creations(
             size,
         )
         run.add(plan.counts())
+        plan.check_not_empty(manifest)
         progress = RunProgress(run.run_id, plan.todo)
         with run_engine(api, api_key) as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.

@@ -112,3 +112,43 @@ def test_a_wrong_key_is_one_line_without_a_traceback(
         "(HTTP 401: invalid API key); check HAIPER_API_KEY"
     ]
     assert "not-the-key" not in out.stderr + out.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_server", "api_key_env")
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "creation_id,prompt,created\nabc-1,a cat,2026-01-01\nabc-2,a dog,2026-01-02\n",
+            "no valid creation ID among 3 entries, e.g. line 1: 'creation_id,prompt,created'; "
+            "a manifest holds one creation ID per line",
+        ),
+        ('["abc-1", "abc-2"]\n', "no valid creation ID among 1 entries, e.g. line 1:"),
+        ("", "no creation ID in it (empty, or comments)"),
+        ("# only a comment\n\n", "no creation ID in it (empty, or comments)"),
+    ],
+)
+def test_a_manifest_with_no_valid_id_fails_the_run_in_one_line(
+    content: str,
+    expected: str,
+    sim: SimulatorServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import duckdb
+
+    manifest = tmp_path / "ids.csv"
+    manifest.write_text(content)
+    db = tmp_path / "none.duckdb"
+    code = main(["sync", "--manifest", str(manifest), "--db", str(db), "--api-url", sim.url])
+    ours = [line for line in capsys.readouterr().err.splitlines() if "haiper-sync:" in line]
+    assert code == 1 and len(ours) == 1
+    assert ours[0].startswith(f"haiper-sync: sync failed: manifest {manifest}: {expected}")
+    assert sim.stats.snapshot()["total"] == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        state = con.execute("SELECT state, ids_rejected FROM sync_runs").fetchall()
+        rejects = con.execute(
+            "SELECT count(*) FROM sync_errors WHERE stage = 'manifest'"
+        ).fetchone()
+    assert state[0][0] == "failed" and rejects == (state[0][1],)

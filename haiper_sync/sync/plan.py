@@ -114,6 +114,22 @@ class Plan:
     ids_skipped: int  # already finished in the database
     todo: int
     todo_path: Path
+    first_rejected: str | None = None  # why the first rejected entry was rejected
+
+    def check_not_empty(self, manifest: str) -> None:
+        """Raise `ManifestError` when the manifest holds no valid creation ID at all.
+
+        A run that could sync nothing is a mistake (an empty file, a multi-column CSV, a JSON
+        list), not a success.
+        """
+        if self.ids_in_manifest:
+            return
+        if not self.ids_rejected:
+            raise ManifestError(f"manifest {manifest}: no creation ID in it (empty, or comments)")
+        raise ManifestError(
+            f"manifest {manifest}: no valid creation ID among {self.ids_rejected} entries, "
+            f"e.g. {self.first_rejected}; a manifest holds one creation ID per line"
+        )
 
     def counts(self) -> dict[str, int]:
         """The plan's share of the run's counters (``sync_runs`` columns)."""
@@ -159,6 +175,12 @@ def plan_run(
     con.execute("BEGIN")
     try:
         rejected = _record_rejects(con, run_id, lines, valid, [str(f) for f in files])
+        first = None
+        if rejected:
+            raw, line_no = con.execute(
+                f"SELECT raw, line_no FROM {lines} WHERE NOT {valid} ORDER BY seq LIMIT 1"
+            ).fetchall()[0]
+            first = f"line {line_no}: {raw[:80]!r}"
         total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         con.execute(
             f"""
@@ -184,7 +206,7 @@ def plan_run(
         con.execute(f"SET memory_limit = '{limit}'")
         staged.unlink(missing_ok=True)
     todo = pq.ParquetFile(todo_path).metadata.num_rows
-    return Plan(total, rejected, total - todo, todo, todo_path)
+    return Plan(total, rejected, total - todo, todo, todo_path, first)
 
 
 def _record_rejects(
