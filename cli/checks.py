@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import duckdb
 from pydantic import ValidationError
 
-from haiper_sync.errors import ConfigError
+from haiper_sync.errors import ConfigError, ForeignDatabase
 from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
+from haiper_sync.store.migrations import refuse_foreign
+from haiper_sync.sync.plan import manifest_files
 
 # The flow's parameter bounds (flows/sync.py), checked here so a mistake costs no server start.
 BOUNDS = {"concurrency": (1, 256), "rate_limit": (1, 1_000_000), "chunk_size": (0, 10_000)}
@@ -37,8 +40,13 @@ def _choose(args: argparse.Namespace, name: str, settings: Settings) -> tuple[An
 
 def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's parameters for ``haiper-sync sync``, checked; `ConfigError` on a mistake."""
+    manifest_files(args.manifest)
     settings = settings_or_fail()
-    params: dict[str, Any] = {"manifest": args.manifest, "refresh": args.refresh}
+    params: dict[str, Any] = {
+        "manifest": args.manifest,
+        "refresh": args.refresh,
+        "init_existing": args.init_existing,
+    }
     for name, (low, high) in BOUNDS.items():
         value, source = _choose(args, name, settings)
         if not low <= value <= high:
@@ -53,6 +61,8 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         )
     params["db_path"], source = _choose(args, "db", settings)
     check_db_path(Path(params["db_path"]), source)
+    if not args.init_existing:
+        check_not_foreign(Path(params["db_path"]))
     if not (settings.api_key and settings.api_key.get_secret_value()) and not os.environ.get(
         "PREFECT_API_URL"
     ):
@@ -78,3 +88,19 @@ def check_db_path(path: Path, source: str) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{source} {path}: cannot create it ({parent} is not writable)")
+
+
+def check_not_foreign(path: Path) -> None:
+    """Refuse a DuckDB file that has tables but no haiper-sync schema (the sync checks again)."""
+    if not path.is_file():
+        return
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return  # held by another process, or not DuckDB: the run itself says so
+    try:
+        refuse_foreign(con)
+    except ForeignDatabase as error:
+        raise ForeignDatabase(f"{path}: {error}") from None
+    finally:
+        con.close()

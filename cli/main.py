@@ -17,7 +17,7 @@ from typing import Any
 
 from cli.analyst import add_commands as add_analyst_commands
 from cli.checks import sync_parameters
-from haiper_sync.analyst.queries import status_counts
+from haiper_sync.analyst.queries import DEMO_DB, status_counts
 from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.simulator import SimulatorConfig, generate_ids
@@ -28,7 +28,6 @@ from haiper_sync.sync import progress
 from haiper_sync.sync.plan import manifest_files
 
 DEMO_KEY = "sim-demo-key"
-DEMO_DB = "haiper-demo.duckdb"
 DEMO_MANIFEST = "haiper-demo-manifest.txt"
 
 
@@ -169,10 +168,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as error:
         return _fail(str(error))
-    print(f"Simulated Haiper API on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
     from haiper_sync.simulator import serve
 
-    serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
+    serve(
+        config,
+        host=args.host,
+        port=args.port,
+        ready_file=args.ready_file,
+        allow_remote=args.allow_remote,
+        on_listening=lambda url: print(
+            f"Simulated Haiper API on {url} (Ctrl-C to stop)", flush=True
+        ),
+    )
     return 0
 
 
@@ -183,7 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    sync = commands.add_parser("sync", help="sync the IDs of a manifest into a DuckDB file")
+    sync = commands.add_parser(
+        "sync",
+        help="sync the IDs of a manifest into a DuckDB file",
+        description="Sync the creations of a manifest into a DuckDB file.",
+        epilog="The API key is read from HAIPER_API_KEY (never a flag), else from the Prefect "
+        "Secret block 'haiper-api-key' on the server PREFECT_API_URL names. --db, --api-url, "
+        "--concurrency, --rate-limit and --chunk-size default to HAIPER_DB, HAIPER_API_URL, "
+        "HAIPER_CONCURRENCY, HAIPER_RATE_LIMIT and HAIPER_CHUNK_SIZE (README: Settings).",
+    )
     sync.add_argument("--manifest", required=True, help="file or glob: one creation ID per line")
     sync.add_argument("--db", help="DuckDB file (default: $HAIPER_DB or haiper.duckdb)")
     sync.add_argument("--api-url", help="API base URL (default: $HAIPER_API_URL or Haiper's)")
@@ -193,13 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-size", type=int, help="IDs per task run (default: from the rate limit, 250-1,000)"
     )
     sync.add_argument("--refresh", action="store_true", help="re-fetch finished IDs too")
+    sync.add_argument(
+        "--init-existing",
+        action="store_true",
+        help="add haiper-sync's tables to a DuckDB file that has other tables (else refused)",
+    )
     sync.set_defaults(func=cmd_sync)
 
     demo = commands.add_parser("demo", help="sync ~200 simulated creations into a local file")
     demo.add_argument("--n", type=int, default=200, help="how many generated IDs")
-    demo.add_argument("--db", default=DEMO_DB)
-    demo.add_argument("--manifest", default=DEMO_MANIFEST)
-    demo.add_argument("--latency-ms", type=float, default=20.0)
+    demo.add_argument("--db", default=DEMO_DB, help=f"DuckDB file to write (default {DEMO_DB})")
+    demo.add_argument(
+        "--manifest",
+        default=DEMO_MANIFEST,
+        help=f"where to write the generated manifest (default {DEMO_MANIFEST})",
+    )
+    demo.add_argument(
+        "--latency-ms",
+        type=float,
+        default=20.0,
+        help="the simulator's added latency per request (default 20)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     simulate = commands.add_parser(

@@ -50,6 +50,7 @@ def sync_creations(
     refresh: bool = False,
     rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
     chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
+    init_existing: bool = False,
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -62,6 +63,8 @@ def sync_creations(
         rate_limit: Requests per minute this run may send (the API allows 500 by default).
         chunk_size: IDs per task run; 0 sizes it from the rate limit (250 at 500 requests a
             minute, up to 1,000 for a raised limit). Grown so a run has at most 500 chunks.
+        init_existing: Add haiper-sync's tables to a DuckDB file that already has other tables
+            (without it such a file is refused and left untouched).
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -72,7 +75,7 @@ def sync_creations(
     run = new_run(manifest, refresh, str(runtime.flow_run.id or "") or None)
     writer = ChunkWriter(db_path, run, lock_timeout, logger)
     with (
-        sync_lock(db_path, timeout=lock_timeout),
+        sync_lock(db_path, timeout=lock_timeout, on_wait=logger.warning),
         tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
         recorded(db_path, run, lock_timeout, logger) as record,
     ):
@@ -83,6 +86,7 @@ def sync_creations(
             todo_path=Path(work) / "todo.parquet",
             chunk_size=requested_size,
             lock_timeout=lock_timeout,
+            init_existing=init_existing,
         )
         size = chunk_size_for(plan.todo, requested_size, settings.max_chunks)
         logger.info(

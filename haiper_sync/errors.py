@@ -15,8 +15,16 @@ class ManifestError(HaiperSyncError):
     """The manifest cannot be read at all."""
 
 
-class SchemaTooNew(HaiperSyncError, RuntimeError):
+class SchemaError(HaiperSyncError):
+    """The file's schema cannot be read or brought up to date."""
+
+
+class SchemaTooNew(SchemaError, RuntimeError):
     """The file was written by a newer haiper-sync than this one."""
+
+
+class ForeignDatabase(SchemaError):
+    """The file holds someone else's tables and no haiper-sync schema."""
 
 
 class DatabaseLocked(HaiperSyncError):

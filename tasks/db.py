@@ -24,10 +24,13 @@ def prepare_sync(
     todo_path: Path,
     chunk_size: int,
     lock_timeout: float,
+    init_existing: bool = False,
 ) -> Plan:
     """Open the run's row, load the manifest and write the to-do list (under the sync lock)."""
     logger = get_run_logger()
-    with connection.open_database(db_path, timeout=lock_timeout, on_wait=logger.warning) as con:
+    with connection.open_database(
+        db_path, timeout=lock_timeout, on_wait=logger.warning, init_existing=init_existing
+    ) as con:
         leftovers = ingest_spills(con, db_path)
         if leftovers:
             logger.info("Wrote %d chunk(s) an earlier run had to set aside", leftovers)

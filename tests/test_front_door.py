@@ -152,3 +152,134 @@ def test_a_manifest_with_no_valid_id_fails_the_run_in_one_line(
             "SELECT count(*) FROM sync_errors WHERE stage = 'manifest'"
         ).fetchone()
     assert state[0][0] == "failed" and rejects == (state[0][1],)
+
+
+def _their_file(path: Path, *tables: str) -> list[tuple[str, str]]:
+    """A DuckDB file with someone else's tables; returns its (table, type) listing."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for table in tables:
+            con.execute(f"CREATE TABLE {table} AS SELECT 42 AS answer")
+    return _listing(path)
+
+
+def _listing(path: Path) -> list[tuple[str, str]]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables ORDER BY ALL"
+        ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def test_someone_elses_file_is_refused_before_anything_starts(
+    manifest: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HAIPER_API_KEY", "k")
+    db = tmp_path / "theirs.duckdb"
+    before = _their_file(db, "sales", "creations")
+    code = main(["sync", "--manifest", str(manifest), "--db", str(db)])
+    lines = our_lines(capsys.readouterr().err)
+    assert code == 1 and lines == [
+        f"haiper-sync: {db}: has tables (creations, sales) but no haiper-sync schema: not ours, "
+        "left untouched; give another --db, or --init-existing to add haiper-sync's tables to it"
+    ]
+    assert _listing(db) == before
+
+    assert main(["status", "--db", str(db)]) == 1
+    assert our_lines(capsys.readouterr().err) == [
+        f"haiper-sync: {db} is not a haiper-sync database (no schema_version table); "
+        "`haiper-sync query` can still read it"
+    ]
+
+
+def test_migrations_refuse_a_foreign_file_and_fail_without_a_trace(tmp_path: Path) -> None:
+    from haiper_sync.errors import ForeignDatabase, SchemaError
+    from haiper_sync.store.connection import open_database
+
+    db = tmp_path / "theirs.duckdb"
+    before = _their_file(db, "creations")
+    with pytest.raises(ForeignDatabase), open_database(db):
+        pass
+    assert _listing(db) == before
+    # Told to share the file, the first migration collides with their `creations` table: it
+    # rolls back whole, the schema_version table included.
+    collides = "cannot apply haiper-sync's schema v1: Catalog Error"
+    with pytest.raises(SchemaError, match=collides), open_database(db, init_existing=True):
+        pass
+    assert _listing(db) == before
+    other = tmp_path / "shared.duckdb"
+    _their_file(other, "sales")
+    with open_database(other, init_existing=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert {"sales", "creations", "schema_version"} <= tables
+        assert con.execute("SELECT answer FROM sales").fetchall() == [(42,)]
+
+
+def test_status_after_the_demo_points_at_the_demo_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HAIPER_DB", raising=False)
+    assert main(["status"]) == 1
+    assert our_lines(capsys.readouterr().err) == [
+        "haiper-sync: no database at haiper.duckdb; run `haiper-sync sync` or `make demo` first"
+    ]
+    (tmp_path / "haiper-demo.duckdb").write_bytes(b"")
+    assert main(["status"]) == 1
+    assert our_lines(capsys.readouterr().err) == [
+        "haiper-sync: no database at haiper.duckdb; the demo wrote haiper-demo.duckdb: "
+        "add --db haiper-demo.duckdb"
+    ]
+
+
+def test_the_simulator_on_a_busy_port_or_a_public_host_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["simulate", "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no banner for a server that never listened
+    assert our_lines(captured.err) == [
+        f"haiper-sync: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+    assert main(["simulate", "--host", "0.0.0.0", "--port", "0"]) == 1
+    assert our_lines(capsys.readouterr().err) == [
+        "haiper-sync: --host 0.0.0.0 would let other machines reach the simulator; it serves "
+        "on loopback only unless --allow-remote says otherwise"
+    ]
+
+
+def test_the_simulator_banner_shows_the_port_it_got() -> None:
+    import re
+    import urllib.request
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "simulate", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        found = re.fullmatch(
+            r"Simulated Haiper API on (http://127\.0\.0\.1:(\d+)) \(Ctrl-C to stop\)\n", banner
+        )
+        assert found and int(found.group(2)) > 0, banner
+        with urllib.request.urlopen(f"{found.group(1)}/_sim/stats", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -90,3 +90,28 @@ def test_a_second_sync_of_the_same_database_is_refused(db_path: Path) -> None:
         pass
     with sync_lock(db_path):  # free again once the other sync is gone (even killed)
         pass
+
+
+def test_a_waiting_sync_says_so_at_once_and_on_whom(db_path: Path) -> None:
+    code = (
+        "import time\n"
+        "from haiper_sync.store.lock import sync_lock\n"
+        f"with sync_lock({str(db_path)!r}):\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    heard: list[str] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with (
+        holder(code) as proc,
+        pytest.raises(DatabaseLocked),
+        sync_lock(db_path, timeout=3, on_wait=heard.append, sleep=sleep, clock=lambda: now[0]),
+    ):
+        pass
+    assert heard == [
+        f"another sync (PID {proc.pid}) is writing {db_path}; waiting up to 3 s for it to finish"
+    ]

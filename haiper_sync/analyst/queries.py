@@ -82,8 +82,14 @@ def one_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
 
 
+# What `haiper-sync demo` (and `make demo`) writes.
+DEMO_DB = "haiper-demo.duckdb"
+
+
 def missing_database_message(path: str | Path) -> str:
     """The hint for a database path with no file behind it."""
+    if Path(DEMO_DB).is_file() and Path(path).resolve() != Path(DEMO_DB).resolve():
+        return f"no database at {path}; the demo wrote {DEMO_DB}: add --db {DEMO_DB}"
     return f"no database at {path}; run `haiper-sync sync` or `make demo` first"
 
 
@@ -202,6 +208,11 @@ def build_status(
     con: duckdb.DuckDBPyConnection, path: str | Path, now: datetime | None = None
 ) -> StatusReport:
     """Gather the status report; reads tables only, so it also works on an older schema."""
+    if schema_version(con) == 0:
+        raise AnalystError(
+            f"{path} is not a haiper-sync database (no schema_version table); "
+            "`haiper-sync query` can still read it"
+        )
     runs = records(
         con.execute("SELECT * FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
     )

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from haiper_sync.errors import HaiperSyncError
 from haiper_sync.simulator.state import SimulatorConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The simulator's command-line flags (reusable by a wrapping CLI)."""
     p = argparse.ArgumentParser(prog="python -m haiper_sync.simulator", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback only)")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other machines can reach (the simulator checks no real key)",
+    )
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every API request")
     p.add_argument("--rate-limit", type=int, default=None, help="requests per minute per key")
     p.add_argument(
@@ -21,14 +27,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="accepted bearer key, repeatable (default: sim-demo-key)",
     )
-    p.add_argument("--epoch", type=int, default=0, help="simulated time step")
-    p.add_argument("--p-429", type=float, default=0.0)
-    p.add_argument("--p-500", type=float, default=0.0)
-    p.add_argument("--p-reset", type=float, default=0.0)
-    p.add_argument("--p-slow", type=float, default=0.0)
-    p.add_argument("--slow-seconds", type=float, default=2.0)
-    p.add_argument("--p-truncated", type=float, default=0.0)
-    p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument(
+        "--epoch", type=int, default=0, help="simulated time step: creations advance with it"
+    )
+    p.add_argument("--p-429", type=float, default=0.0, help="share of requests answered 429")
+    p.add_argument("--p-500", type=float, default=0.0, help="share of requests answered 500")
+    p.add_argument(
+        "--p-reset", type=float, default=0.0, help="share of connections reset mid-request"
+    )
+    p.add_argument("--p-slow", type=float, default=0.0, help="share of requests delayed")
+    p.add_argument(
+        "--slow-seconds", type=float, default=2.0, help="delay of a slow request (default 2)"
+    )
+    p.add_argument(
+        "--p-truncated", type=float, default=0.0, help="share of bodies cut off mid-JSON"
+    )
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults")
     p.add_argument("--ready-file", default=None, help="write the URL here once listening")
     return p
 
@@ -60,7 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     from haiper_sync.simulator import serve
 
-    serve(config, host=args.host, port=args.port, ready_file=args.ready_file)
+    try:
+        serve(
+            config,
+            host=args.host,
+            port=args.port,
+            ready_file=args.ready_file,
+            allow_remote=args.allow_remote,
+            on_listening=lambda url: print(f"Simulated Haiper API on {url}", flush=True),
+        )
+    except HaiperSyncError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
     return 0
 
 

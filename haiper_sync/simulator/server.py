@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import uvicorn
 
+from haiper_sync.errors import ConfigError
 from haiper_sync.simulator.app import create_app
 from haiper_sync.simulator.state import SimulatorConfig, SimulatorStats
 
@@ -50,6 +53,15 @@ def _uvicorn_config(config: SimulatorConfig, stats: SimulatorStats) -> uvicorn.C
     )
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{host}:{port}"
@@ -84,10 +96,26 @@ def serve(
     *,
     ready_file: str | Path | None = None,
     stats: SimulatorStats | None = None,
+    allow_remote: bool = False,
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the simulator in the foreground until SIGINT/SIGTERM (port 0 = any free port)."""
+    """Serve the simulator in the foreground until SIGINT/SIGTERM (port 0 = any free port).
+
+    Only on a loopback address unless ``allow_remote``; ``on_listening`` hears the URL once the
+    socket is bound (with the real port when ``port`` is 0).
+    """
+    if not allow_remote and not _is_loopback(host):
+        raise ConfigError(
+            f"--host {host} would let other machines reach the simulator; it serves on "
+            "loopback only unless --allow-remote says otherwise"
+        )
     cfg = config if config is not None else SimulatorConfig()
-    sock = _listen_socket(host, port)
+    try:
+        sock = _listen_socket(host, port)
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    if on_listening is not None:
+        on_listening(_url(sock))
     ucfg = _uvicorn_config(cfg, stats if stats is not None else SimulatorStats())
     server = (
         _ReadyFileServer(ucfg, Path(ready_file), _url(sock))

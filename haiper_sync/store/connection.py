@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from haiper_sync.errors import DatabaseLocked
+from haiper_sync.errors import DatabaseLocked, SchemaError
 from haiper_sync.store.migrations import migrate
 
 # New files are written in the storage format of DuckDB 1.4, which the DuckDB shells analysts
@@ -80,18 +80,23 @@ def open_database(
     timeout: float = 60.0,
     on_wait: Callable[[str], None] | None = None,
     migrate_schema: bool = True,
+    init_existing: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open (and, when writable, migrate) the database for one short unit of work, then close.
 
     Short windows let an analyst's read-only session get in between a sync's writes. A run
     migrates once when it starts; its per-chunk writes pass ``migrate_schema=False``.
+    ``init_existing`` lets the migration add haiper-sync's tables to a file that has others.
     """
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = connect(path, read_only=read_only, timeout=timeout, on_wait=on_wait)
     try:
         if migrate_schema and not read_only:
-            migrate(con)
+            try:
+                migrate(con, init_existing=init_existing)
+            except SchemaError as error:
+                raise type(error)(f"{path}: {error}") from None
         yield con
     finally:
         con.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from haiper_sync.errors import SchemaTooNew
+from haiper_sync.errors import ForeignDatabase, SchemaError, SchemaTooNew
 from haiper_sync.store.sql import scalar
 
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
@@ -218,8 +218,31 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations in order, each in its own transaction; return the new version."""
+def user_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables and views in the file's main schema (haiper-sync's or anyone's)."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "ORDER BY table_name"
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def refuse_foreign(con: duckdb.DuckDBPyConnection) -> None:
+    """Raise `ForeignDatabase` if the file has tables but no haiper-sync schema."""
+    if schema_version(con) == 0 and (theirs := user_tables(con)):
+        shown = ", ".join(theirs[:5]) + (", ..." if len(theirs) > 5 else "")
+        raise ForeignDatabase(
+            f"has tables ({shown}) but no haiper-sync schema: not ours, left untouched; "
+            "give another --db, or --init-existing to add haiper-sync's tables to it"
+        )
+
+
+def migrate(con: duckdb.DuckDBPyConnection, *, init_existing: bool = False) -> int:
+    """Apply pending migrations in order, each in its own transaction; return the new version.
+
+    A file with tables but no haiper-sync schema is someone else's: it is refused, untouched,
+    unless ``init_existing`` says to add haiper-sync's tables beside its own.
+    """
     current = schema_version(con)
     if current == SCHEMA_VERSION:
         return current
@@ -228,16 +251,23 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             f"database schema v{current} is newer than this haiper-sync (v{SCHEMA_VERSION}); "
             "upgrade haiper-sync"
         )
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version "
-        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-    )
+    if not init_existing:
+        refuse_foreign(con)
     for version in range(current + 1, SCHEMA_VERSION + 1):
         con.execute("BEGIN")
         try:
+            # Inside the first migration's transaction: a failed one leaves no trace.
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+            )
             con.execute(MIGRATIONS[version - 1])
             con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
             con.execute("COMMIT")
+        except duckdb.Error as error:
+            con.execute("ROLLBACK")
+            first = str(error).strip().splitlines()[0]
+            raise SchemaError(f"cannot apply haiper-sync's schema v{version}: {first}") from None
         except BaseException:
             con.execute("ROLLBACK")
             raise
