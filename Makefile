@@ -37,10 +37,14 @@ clean:
 
 # The Prefect server these targets talk to; override with `make deploy PREFECT_API_URL=...` or
 # an exported PREFECT_API_URL. Guide: docs/deployments.md.
-server deploy worker serve: export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+# `make server PREFECT_PORT=4300` moves it (and the targets below follow).
+PREFECT_PORT ?= 4200
+server deploy worker serve: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
+# The UI asks the API on PREFECT_SERVER_API_PORT: it must match the port the server listens on.
 server: install
-	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 # HAIPER_SYNC_HOME is unset because `prefect deploy` would bake its value into the pull step;
 # each worker supplies its own.

@@ -88,7 +88,9 @@ def add_commands(commands: Any) -> None:
     status.set_defaults(func=cmd_status)
 
     export = commands.add_parser("export", help="write every table and view to files")
-    export.add_argument("--format", choices=["parquet", "csv"], required=True)
+    export.add_argument(
+        "--format", choices=["parquet", "csv"], required=True, help="file format: parquet or csv"
+    )
     export.add_argument("--out", required=True, help="directory (created if missing)")
     _common(export)
     export.set_defaults(func=cmd_export)

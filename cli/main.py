@@ -138,7 +138,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from haiper_sync.simulator import SimulatorServer
 
     with SimulatorServer(config) as sim:
-        print(f"Simulated Haiper API at {sim.url}; manifest {manifest} ({args.n} IDs + 3 bad)")
+        print(
+            f"Simulated Haiper API at {sim.url}; manifest {manifest}: {args.n} generated IDs, "
+            f"plus 2 IDs the API does not know (404) and 1 line that is not an ID"
+        )
         code = run_sync(
             {
                 "manifest": str(manifest),

@@ -122,7 +122,7 @@ class RunSummary:
             f"run {self.run_id} {self.state}{took}",
             f"  manifest  {self.manifest}: {self.ids_in_manifest} IDs, "
             f"{self.ids_rejected} rejected, {self.ids_skipped} already finished",
-            f"  checked   {self.ids_checked} ({self.ids_succeeded} succeed, "
+            f"  checked   {self.ids_checked} answered ({self.ids_succeeded} succeed, "
             f"{self.ids_failed} failed, {self.ids_pending} still pending)",
             f"  fetched   {self.ids_fetched} details ({self.rows_inserted} new, "
             f"{self.rows_updated} updated)",

@@ -283,3 +283,85 @@ def test_the_simulator_banner_shows_the_port_it_got() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_make_server_on_another_port_tells_the_ui(tmp_path: Path) -> None:
+    import json
+    import time
+    import urllib.request
+
+    from tests.netstubs import dead_port
+
+    port = dead_port()
+    env = os.environ | {"PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    for name in ("PREFECT_API_URL", "PREFECT_SERVER_API_PORT", "PREFECT_UI_API_URL"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "server", f"PREFECT_PORT={port}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        settings = None
+        while time.monotonic() < deadline and settings is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=2) as r:
+                    settings = json.loads(r.read())
+            except OSError:
+                time.sleep(0.5)
+        assert settings is not None, "the server never answered"
+        assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def test_a_table_cell_cut_short_says_so() -> None:
+    from haiper_sync.analyst.render import MAX_CELL, render
+
+    long = "a prompt " * 20
+    table = render(["prompt", "n"], [(long, 1), ("short", 2)]).splitlines()
+    assert table[2].startswith(long[: MAX_CELL - 1] + "…  1")
+    assert table[3].startswith("short") and "…" not in table[3]
+    assert long.strip() in render(["prompt", "n"], [(long, 1)], "csv")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_server")
+def test_the_demos_counts_line_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HAIPER_API_KEY", raising=False)
+    db, manifest = tmp_path / "demo.duckdb", tmp_path / "demo.txt"
+    args = ["demo", "--n", "20", "--db", str(db), "--manifest", str(manifest), "--latency-ms", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "20 generated IDs, plus 2 IDs the API does not know (404) and 1 line that is not an ID"
+        in out
+    )
+    assert f"manifest  {manifest}: 22 IDs, 1 rejected, 0 already finished" in out
+    checked = int(out.split("checked   ")[1].split()[0])
+    assert checked == 20  # the 2 unknown IDs got a 404, not a status
+    assert "errors    2 IDs" in out
+
+
+def test_every_option_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    silent = {
+        f"{name} {'/'.join(action.option_strings)}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if action.option_strings and not action.help
+    }
+    assert silent == set()
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+    assert "HAIPER_API_KEY" in capsys.readouterr().out

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 Format = Literal["table", "csv", "json", "markdown"]
+# The widest a table cell gets; longer values end in "…".
+MAX_CELL = 60
 
 
 def _text(value: Any) -> str:
@@ -51,10 +53,14 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format = 
         return "\n".join(lines)
     widths = [len(c) for c in columns]
     for row in cells:
-        widths = [max(w, min(len(c), 60)) for w, c in zip(widths, row, strict=True)]
+        widths = [max(w, min(len(c), MAX_CELL)) for w, c in zip(widths, row, strict=True)]
+
+    def cut(value: str) -> str:
+        # A cut value says so; --format csv or json shows it whole.
+        return value if len(value) <= MAX_CELL else value[: MAX_CELL - 1] + "…"
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v[:60].ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        return "  ".join(cut(v).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells]
     return "\n".join(out)
