@@ -52,6 +52,9 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not low <= value <= high:
             raise ConfigError(f"{source} must be between {low:,} and {high:,} (got {value})")
         params[name] = value
+    if args.max_requests is not None and args.max_requests < 1:
+        raise ConfigError(f"--max-requests must be at least 1 (got {args.max_requests})")
+    params["max_requests"] = args.max_requests
     params["api_url"], source = _choose(args, "api_url", settings)
     url = urlsplit(params["api_url"])
     if url.scheme not in ("http", "https") or not url.hostname:

@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--refresh", action="store_true", help="re-fetch finished IDs too")
     sync.add_argument(
+        "--max-requests",
+        type=int,
+        metavar="N",
+        help="spend at most N requests (retries included); the rest waits for the next run",
+    )
+    sync.add_argument(
         "--init-existing",
         action="store_true",
         help="add haiper-sync's tables to a DuckDB file that has other tables (else refused)",

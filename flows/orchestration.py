@@ -84,8 +84,15 @@ def build_task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=CHUNKS_IN_FLIGHT)
 
 
-def api_config(settings: Settings, *, api_url: str, concurrency: int, rate_limit: int) -> ApiConfig:
-    """The run's API config, its concurrency and rate limit split among the fetching processes.
+def api_config(
+    settings: Settings,
+    *,
+    api_url: str,
+    concurrency: int,
+    rate_limit: int,
+    max_requests: int | None = None,
+) -> ApiConfig:
+    """The run's API config; concurrency, rate limit and budget split among fetching processes.
 
     Each process (the flow's, or each Dask worker) has its own limiter and connection pool, so
     the run as a whole stays within what it was given.
@@ -97,6 +104,7 @@ def api_config(settings: Settings, *, api_url: str, concurrency: int, rate_limit
         api_url=api_url,
         concurrency=max(1, concurrency // processes),
         rate_limit=max(1, rate_limit // processes),
+        max_requests=None if max_requests is None else max_requests // processes,
     )
 
 
@@ -193,6 +201,7 @@ class RunRecord:
 
     def __init__(self, tally: RunSummary) -> None:
         self.summary = tally
+        self.note: str | None = None  # the message of a run that completed with something to say
 
 
 @contextmanager
@@ -214,7 +223,7 @@ def recorded(
             # Never mask the error that failed the run with one about recording it.
             logger.error("Could not record the end of run %s: %s", tally.run_id, finish_error)
         raise
-    record.summary = _finish(db_path, tally, "completed", None, lock_timeout)
+    record.summary = _finish(db_path, tally, "completed", record.note, lock_timeout)
 
 
 def _finish(

@@ -51,6 +51,7 @@ def sync_creations(
     rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
     chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
     init_existing: bool = False,
+    max_requests: Annotated[int, Field(ge=1)] | None = None,
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -65,11 +66,20 @@ def sync_creations(
             minute, up to 1,000 for a raised limit). Grown so a run has at most 500 chunks.
         init_existing: Add haiper-sync's tables to a DuckDB file that already has other tables
             (without it such a file is refused and left untouched).
+        max_requests: At most this many requests in this run (retries included), e.g. the
+            nightly sync's share of the quota; what is not reached is left for the next run.
+            Empty: no budget.
     """
     logger = get_run_logger()
     settings = load_settings()
     api_key = resolve_api_key()
-    api = api_config(settings, api_url=api_url, concurrency=concurrency, rate_limit=rate_limit)
+    api = api_config(
+        settings,
+        api_url=api_url,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        max_requests=max_requests,
+    )
     requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
     lock_timeout = settings.lock_timeout
     run = new_run(manifest, refresh, str(runtime.flow_run.id or "") or None)
@@ -105,9 +115,15 @@ def sync_creations(
             fetched = (
                 (chunk_no, fetch_chunk.submit(to_check, to_fetch, engine, run.run_id, chunk_no))
                 for chunk_no, (to_check, to_fetch) in enumerate(iter_chunks(plan.todo_path, size))
+                if not engine.budget.exhausted
             )
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
                 progress.advance(writer.write(chunk_no, rows))
+        if progress.done < plan.todo:
+            record.note = (
+                f"request budget of {max_requests} spent: {plan.todo - progress.done} IDs left "
+                "for the next run"
+            )
     logger.info("Done: %s", record.summary.headline())
     return record.summary

@@ -91,6 +91,10 @@ class ResponseTooLarge(InvalidResponse):
     """A body over the size cap: not retried, the same request would bring the same body."""
 
 
+class BudgetSpent(ApiError):
+    """The run's request budget (``--max-requests``) is spent: the request was not sent."""
+
+
 class ApiUnreachable(ApiError):
     """Requests keep failing with no success (down, DNS, TLS, only 5xx): the run must stop."""
 

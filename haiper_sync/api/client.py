@@ -14,12 +14,14 @@ import httpx
 from pydantic import SecretStr
 
 from haiper_sync.api.breaker import CircuitBreaker
+from haiper_sync.api.budget import RequestBudget
 from haiper_sync.api.ids import id_path_segment
 from haiper_sync.api.models import DetailResponse, ErrorBody, StatusResponse
 from haiper_sync.api.network import Network, build_http_client, describe
 from haiper_sync.api.ratelimit import RateLimiter
 from haiper_sync.api.retry import parse_retry_after
 from haiper_sync.errors import (
+    BudgetSpent,
     InvalidResponse,
     RateLimited,
     RequestFailed,
@@ -58,8 +60,9 @@ Sleep = Callable[[float], Awaitable[None]]
 class HaiperClient:
     """Async client for the two read endpoints, on ``httpx.AsyncClient``.
 
-    At most ``concurrency`` requests are in flight; each one first books a slot in the shared
-    `RateLimiter`, and reports to the `CircuitBreaker`, if given. Every failure leaves as a
+    At most ``concurrency`` requests are in flight; each one first takes its share of the
+    `RequestBudget` and books a slot in the shared `RateLimiter`, and reports to the
+    `CircuitBreaker`, if given. Every failure leaves as a
     `HaiperSyncError` whose message keeps the cause and never the token. ``transport``
     replaces the network (tests pass ``httpx.MockTransport``).
     """
@@ -72,6 +75,7 @@ class HaiperClient:
         concurrency: int = 16,
         limiter: RateLimiter | None = None,
         breaker: CircuitBreaker | None = None,
+        budget: RequestBudget | None = None,
         timeouts: Timeouts | None = None,
         network: Network | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -81,6 +85,7 @@ class HaiperClient:
         self.api_url = api_url.rstrip("/")
         self._limiter = limiter
         self._breaker = breaker
+        self._budget = budget
         self._sleep = sleep
         self._max_body = max_body
         self._timeouts = timeouts or Timeouts()
@@ -151,6 +156,10 @@ class HaiperClient:
         async with self._slots:
             if self._breaker is not None:
                 self._breaker.check()
+            if self._budget is not None and not self._budget.take():
+                raise BudgetSpent(
+                    f"not sent: the run's budget of {self._budget.limit} requests is spent"
+                )
             if self._limiter is None:
                 return await self._send(path)
             slot, wait = self._limiter.reserve()

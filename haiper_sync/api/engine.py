@@ -22,6 +22,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from haiper_sync.api.breaker import DEFAULT_MIN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
+from haiper_sync.api.budget import RequestBudget
 from haiper_sync.api.client import HaiperClient, Timeouts
 from haiper_sync.api.network import Network
 from haiper_sync.api.ratelimit import RateLimiter
@@ -49,10 +50,17 @@ class ApiConfig:
     network: Network = field(default_factory=Network)
     breaker_threshold: int = DEFAULT_THRESHOLD
     breaker_seconds: float = DEFAULT_MIN_SECONDS
+    max_requests: int | None = None  # the run's request budget (None: no budget)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, api_url: str, concurrency: int, rate_limit: int
+        cls,
+        settings: Settings,
+        *,
+        api_url: str,
+        concurrency: int,
+        rate_limit: int,
+        max_requests: int | None = None,
     ) -> ApiConfig:
         """The run's config: the flow's parameters, the rest from ``settings``."""
         return cls(
@@ -73,6 +81,7 @@ class ApiConfig:
             ),
             breaker_threshold=settings.breaker_threshold,
             breaker_seconds=settings.breaker_seconds,
+            max_requests=max_requests,
         )
 
 
@@ -87,6 +96,7 @@ class HttpEngine:
         self.breaker = CircuitBreaker(
             config.api_url, threshold=config.breaker_threshold, min_seconds=config.breaker_seconds
         )
+        self.budget = RequestBudget(config.max_requests)
         # Built before the thread starts: a bad proxy or CA bundle fails here, in the caller.
         self.client = HaiperClient(
             config.api_url,
@@ -94,6 +104,7 @@ class HttpEngine:
             concurrency=config.concurrency,
             limiter=RateLimiter(config.rate_limit, config.rate_window),
             breaker=self.breaker,
+            budget=self.budget,
             timeouts=config.timeouts,
             network=config.network,
         )

@@ -24,6 +24,7 @@ class Action(Enum):
     DEFER = "defer"  # leave the ID for the next run; it stays non-terminal
     GIVE_UP = "give_up"  # a permanent failure for this ID: record it, go on
     STOP_RUN = "stop_run"  # nothing else can succeed either (bad key, API unreachable)
+    SKIP = "skip"  # not sent (the run's request budget is spent): the ID waits for the next run
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class RetryPolicy:
 
 def is_transient(error: BaseException) -> bool:
     """True when the same request may well succeed if sent again later."""
-    if isinstance(error, (*STOPS_THE_RUN, errors.ResponseTooLarge)):
+    if isinstance(error, (*STOPS_THE_RUN, errors.ResponseTooLarge, errors.BudgetSpent)):
         return False
     if isinstance(error, errors.TransportFailed | errors.InvalidResponse | errors.RateLimited):
         return True
@@ -67,6 +68,8 @@ def decide(error: BaseException, attempt: int, policy: RetryPolicy, draw: float)
     """Decide what follows failed attempt number ``attempt`` (1-based)."""
     if isinstance(error, STOPS_THE_RUN):
         return Decision(Action.STOP_RUN)
+    if isinstance(error, errors.BudgetSpent):
+        return Decision(Action.SKIP)
     if not is_transient(error):
         return Decision(Action.GIVE_UP)
     if attempt >= policy.max_attempts:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -99,9 +99,13 @@ class _Retrier:
 
     async def call(
         self, request: Callable[[], Awaitable[T]], creation_id: str, stage: str
-    ) -> T | ErrorRecord:
-        """``request()`` until it succeeds, or the policy says to stop: then an `ErrorRecord`."""
+    ) -> T | ErrorRecord | None:
+        """``request()`` until it succeeds, or the policy says to stop: then an `ErrorRecord`.
+
+        None: the run's request budget was spent before the ID was asked at all.
+        """
         attempt = 0
+        last: ErrorRecord | None = None
         while True:
             attempt += 1
             self.requests += 1
@@ -111,8 +115,15 @@ class _Retrier:
                 decision = decide(error, attempt, self.policy, self.draw())
                 if decision.action is Action.STOP_RUN:
                     raise
+                if decision.action is Action.SKIP:
+                    self.requests -= 1  # never sent
+                    if last is not None:
+                        self.retries -= 1
+                    # Asked and failed before: that answer stands, for the next run to retry.
+                    return replace(last, deferred=True) if last is not None else None
                 if decision.action is Action.RETRY:
                     self.retries += 1
+                    last = _record(error, creation_id, stage, deferred=True)
                     await self.sleep(decision.delay)
                     continue
                 return _record(error, creation_id, stage, decision.action is Action.DEFER)
@@ -129,9 +140,11 @@ async def check_statuses(
     """Check the status of every ID (concurrently, bounded by the client's pool)."""
     retrier = _Retrier(policy, sleep, draw)
 
-    async def one(creation_id: str) -> StatusOutcome:
+    async def one(creation_id: str) -> StatusOutcome | None:
         got = await retrier.call(lambda: client.get_status(creation_id), creation_id, "status")
         checked_at = _now()
+        if got is None:
+            return None
         if isinstance(got, ErrorRecord):
             return StatusOutcome(creation_id, checked_at, error=got)
         value = got.value
@@ -144,7 +157,8 @@ async def check_statuses(
         return StatusOutcome(creation_id, checked_at, value.status, value.progress)
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
-    return StatusBatch(list(outcomes), retrier.requests, retrier.retries)
+    asked = [o for o in outcomes if o is not None]
+    return StatusBatch(asked, retrier.requests, retrier.retries)
 
 
 async def fetch_details(
@@ -158,9 +172,11 @@ async def fetch_details(
     """Fetch the detail of every ID (call it only for IDs whose status is ``succeed``)."""
     retrier = _Retrier(policy, sleep, draw)
 
-    async def one(creation_id: str) -> DetailOutcome:
+    async def one(creation_id: str) -> DetailOutcome | None:
         got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
         fetched_at = _now()
+        if got is None:
+            return None
         if isinstance(got, ErrorRecord):
             return DetailOutcome(creation_id, fetched_at, error=got)
         if got.response.value is None:
@@ -176,7 +192,8 @@ async def fetch_details(
         return DetailOutcome(creation_id, fetched_at, got.response.value, got.raw)
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
-    return DetailBatch(list(outcomes), retrier.requests, retrier.retries)
+    asked = [o for o in outcomes if o is not None]
+    return DetailBatch(asked, retrier.requests, retrier.retries)
 
 
 async def fetch_chunk(
