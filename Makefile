@@ -64,6 +64,8 @@ serve: install
 chaos: install
 	$(BIN)/python -m pytest -m chaos
 
-# Several minutes: 10,000 IDs at 50 ms latency, a rerun, a 1,000,000-ID manifest, a rate-limited run.
+# Several minutes: 10,000 IDs at 50 ms latency, a rerun, a 1,000,000-ID manifest, a rate-limited
+# run; then the requests each strategy, night and budget spends (bench/requests.py).
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/requests.py

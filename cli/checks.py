@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from haiper_sync.errors import ConfigError, ForeignDatabase
 from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
 from haiper_sync.store.migrations import refuse_foreign
-from haiper_sync.sync.plan import manifest_files
+from haiper_sync.sync.plan import manifest_files, parse_age
 
 # The flow's parameter bounds (flows/sync.py), checked here so a mistake costs no server start.
 BOUNDS = {"concurrency": (1, 256), "rate_limit": (1, 1_000_000), "chunk_size": (0, 10_000)}
@@ -46,7 +46,15 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "manifest": args.manifest,
         "refresh": args.refresh,
         "init_existing": args.init_existing,
+        "strategy": args.strategy,
+        "recheck_all": args.recheck_all,
+        "refresh_older_than": args.refresh_older_than or "",
     }
+    if args.refresh_older_than is not None:
+        try:
+            parse_age(args.refresh_older_than)
+        except ConfigError as error:
+            raise ConfigError(f"--refresh-older-than: {error}") from None
     for name, (low, high) in BOUNDS.items():
         value, source = _choose(args, name, settings)
         if not low <= value <= high:
@@ -54,7 +62,7 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         params[name] = value
     if args.max_requests is not None and args.max_requests < 1:
         raise ConfigError(f"--max-requests must be at least 1 (got {args.max_requests})")
-    params["max_requests"] = args.max_requests
+    params["max_requests"] = args.max_requests or 0
     params["api_url"], source = _choose(args, "api_url", settings)
     url = urlsplit(params["api_url"])
     if url.scheme not in ("http", "https") or not url.hostname:

@@ -212,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--refresh", action="store_true", help="re-fetch finished IDs too")
     sync.add_argument(
+        "--refresh-older-than",
+        metavar="AGE",
+        help="fetch again the details of succeeded creations synced longer ago than AGE "
+        "(7d, 12h): fresh likes and URLs, oldest first",
+    )
+    sync.add_argument(
+        "--recheck-all",
+        action="store_true",
+        help="ask about every unfinished ID now, ignoring the back-off schedule and not_found",
+    )
+    sync.add_argument(
+        "--strategy",
+        choices=["status-first", "detail-first"],
+        default="status-first",
+        help="detail-first asks IDs never seen before for their detail directly: one request "
+        "instead of two for a creation that succeeded, two instead of one for any other",
+    )
+    sync.add_argument(
         "--max-requests",
         type=int,
         metavar="N",

@@ -6,7 +6,7 @@ import glob
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger, runtime
 from pydantic import Field
@@ -25,7 +25,7 @@ from flows.orchestration import (
 from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks
+from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks, parse_age
 from tasks import fetch_chunk, prepare_sync
 
 
@@ -51,7 +51,10 @@ def sync_creations(
     rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
     chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
     init_existing: bool = False,
-    max_requests: Annotated[int, Field(ge=1)] | None = None,
+    max_requests: Annotated[int, Field(ge=0)] = 0,
+    strategy: Literal["status-first", "detail-first"] = "status-first",
+    recheck_all: bool = False,
+    refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -68,7 +71,18 @@ def sync_creations(
             (without it such a file is refused and left untouched).
         max_requests: At most this many requests in this run (retries included), e.g. the
             nightly sync's share of the quota; what is not reached is left for the next run.
-            Empty: no budget.
+            0: no budget.
+        strategy: `status-first` (the API's documented way: a status check, then the detail of
+            what succeeded) or `detail-first`: an ID never seen before is asked for its detail
+            directly: one request instead of two when it succeeded, two instead of one when it
+            failed or has not finished (pays on backlogs of finished creations).
+        recheck_all: Ask about every unfinished ID now, ignoring the back-off schedule (an ID
+            whose answer did not change waits 20 h, then twice as long each time, up to 4 days)
+            and IDs given up on as `not_found`.
+        refresh_older_than: Fetch again the details of succeeded creations last synced longer
+            ago than this (`7d`, `12h`), oldest first, after the rest: fresh likes, collects and
+            signed URLs; a change of likes or collects is kept in creation_engagement_history.
+            Empty: no re-fetch.
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -78,7 +92,7 @@ def sync_creations(
         api_url=api_url,
         concurrency=concurrency,
         rate_limit=rate_limit,
-        max_requests=max_requests,
+        max_requests=max_requests or None,
     )
     requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
     lock_timeout = settings.lock_timeout
@@ -97,13 +111,17 @@ def sync_creations(
             chunk_size=requested_size,
             lock_timeout=lock_timeout,
             init_existing=init_existing,
+            recheck_all=recheck_all,
+            refresh_older_than=parse_age(refresh_older_than) if refresh_older_than else None,
         )
         size = chunk_size_for(plan.todo, requested_size, settings.max_chunks)
         logger.info(
-            "Manifest: %d IDs (%d rejected, %d already finished); %d to sync in chunks of %d",
+            "Manifest: %d IDs (%d rejected, %d already finished, %d not due yet); "
+            "%d to sync in chunks of %d",
             plan.ids_in_manifest,
             plan.ids_rejected,
             plan.ids_skipped,
+            plan.ids_not_due,
             plan.todo,
             size,
         )
@@ -112,9 +130,10 @@ def sync_creations(
         progress = RunProgress(run.run_id, plan.todo)
         with run_engine(api, api_key) as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
+            chunks = iter_chunks(plan.todo_path, size, detail_first=strategy == "detail-first")
             fetched = (
-                (chunk_no, fetch_chunk.submit(to_check, to_fetch, engine, run.run_id, chunk_no))
-                for chunk_no, (to_check, to_fetch) in enumerate(iter_chunks(plan.todo_path, size))
+                (chunk_no, fetch_chunk.submit(chunk, engine, run.run_id, chunk_no))
+                for chunk_no, chunk in enumerate(chunks)
                 if not engine.budget.exhausted
             )
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.

@@ -70,6 +70,7 @@ class StatusRow:
     progress: float | None
     checked_at: datetime | None
     error: str | None
+    not_found: bool = False  # the check got a 404
 
 
 @dataclass(frozen=True)

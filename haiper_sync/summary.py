@@ -13,6 +13,7 @@ RUN_COUNTERS = (
     "ids_in_manifest",
     "ids_rejected",
     "ids_skipped",
+    "ids_not_due",
     "ids_checked",
     "ids_fetched",
     "ids_succeeded",
@@ -41,6 +42,7 @@ class RunSummary:
     ids_in_manifest: int = 0
     ids_rejected: int = 0
     ids_skipped: int = 0
+    ids_not_due: int = 0
     ids_checked: int = 0
     ids_fetched: int = 0
     ids_succeeded: int = 0
@@ -84,6 +86,7 @@ class RunSummary:
             ("IDs in manifest", self.ids_in_manifest),
             ("rejected manifest entries", self.ids_rejected),
             ("already finished (skipped)", self.ids_skipped),
+            ("not due yet (skipped)", self.ids_not_due),
             ("status checked", self.ids_checked),
             ("succeed", self.ids_succeeded),
             ("failed", self.ids_failed),
@@ -121,7 +124,8 @@ class RunSummary:
         lines = [
             f"run {self.run_id} {self.state}{took}",
             f"  manifest  {self.manifest}: {self.ids_in_manifest} IDs, "
-            f"{self.ids_rejected} rejected, {self.ids_skipped} already finished",
+            f"{self.ids_rejected} rejected, {self.ids_skipped} already finished"
+            + (f", {self.ids_not_due} not due yet" if self.ids_not_due else ""),
             f"  checked   {self.ids_checked} answered ({self.ids_succeeded} succeed, "
             f"{self.ids_failed} failed, {self.ids_pending} still pending)",
             f"  fetched   {self.ids_fetched} details ({self.rows_inserted} new, "

@@ -9,20 +9,20 @@ from haiper_sync.api.engine import HttpEngine, WorkerEngine
 from haiper_sync.rows import ChunkRows
 from haiper_sync.sync import fetch
 from haiper_sync.sync.assemble import assemble_chunk
+from haiper_sync.sync.plan import Chunk
 
 
 # No task retries: every request is retried in the core, and what the core raises (a 401, the
 # API unreachable) would fail again. Never cached: the answers change over time.
 @task(task_run_name="fetch-chunk-{chunk_no}", cache_policy=NO_CACHE)
 def fetch_chunk(
-    to_check: list[str],
-    known_succeeded: list[str],
+    chunk: Chunk,
     engine: HttpEngine | WorkerEngine,
     run_id: str,
     chunk_no: int = 0,
 ) -> ChunkRows:
     """Check a chunk's statuses, fetch the details of those that succeeded; return its rows."""
     statuses, details = engine.run(
-        lambda client: fetch.fetch_chunk(client, to_check, known_succeeded, engine.config.retry)
+        lambda client: fetch.fetch_chunk(client, chunk, engine.config.retry)
     )
     return assemble_chunk(run_id, statuses, details)

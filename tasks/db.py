@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ def prepare_sync(
     chunk_size: int,
     lock_timeout: float,
     init_existing: bool = False,
+    recheck_all: bool = False,
+    refresh_older_than: timedelta | None = None,
 ) -> Plan:
     """Open the run's row, load the manifest and write the to-do list (under the sync lock)."""
     logger = get_run_logger()
@@ -52,6 +54,8 @@ def prepare_sync(
             refresh=run.refresh,
             todo_path=todo_path,
             chunk_size=chunk_size,
+            recheck_all=recheck_all,
+            refresh_older_than=refresh_older_than,
         )
         runs.add_run_counts(con, run.run_id, plan.counts())
     return plan

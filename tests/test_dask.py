@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server",
 
 # Columns that legitimately differ between two runs (when, and which run).
 VOLATILE = {"first_synced_at", "last_synced_at", "last_run_id", "first_seen_at",
-            "last_checked_at", "occurred_at", "run_id"}  # fmt: skip
+            "last_checked_at", "occurred_at", "run_id", "next_check_at",
+            "not_found_since"}  # fmt: skip
 
 
 def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:

@@ -45,9 +45,9 @@ def test_hostile_lines_are_rejected_recorded_and_never_planned(
     assert (result.ids_in_manifest, result.ids_rejected, result.todo) == (3, 9, 3)
     todo = pq.read_table(result.todo_path).to_pylist()
     assert todo == [
-        {"creation_id": "good-1", "needs_status": True},
-        {"creation_id": "good_2", "needs_status": True},
-        {"creation_id": "good-3", "needs_status": True},
+        {"creation_id": "good-1", "needs_status": True, "never_seen": True},
+        {"creation_id": "good_2", "needs_status": True, "never_seen": True},
+        {"creation_id": "good-3", "needs_status": True, "never_seen": True},
     ]
     with connection.open_database(db_path) as con:
         rows = con.execute(
@@ -85,10 +85,13 @@ def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
     result = plan(db_path, str(manifest), tmp_path)
     assert (result.ids_in_manifest, result.ids_skipped, result.todo) == (5, 2, 3)
     chunks = list(iter_chunks(result.todo_path, 2))
-    assert chunks == [(["still-pending"], ["succeed-no-detail"]), (["new-one"], [])]
+    assert chunks == [(["still-pending"], ["succeed-no-detail"], []), (["new-one"], [], [])]
+    # Detail-first: only the ID never seen before is asked for its detail first.
+    first = list(iter_chunks(result.todo_path, 10, detail_first=True))
+    assert first == [(["still-pending"], ["succeed-no-detail"], ["new-one"])]
     again = plan(db_path, str(manifest), tmp_path, refresh=True, run_id="r2")
     assert again.todo == 5 and again.ids_skipped == 0
-    assert [known for _, known in iter_chunks(again.todo_path, 10)] == [[]]
+    assert [known for _, known, _ in iter_chunks(again.todo_path, 10)] == [[]]
 
 
 def test_globs_combine_files(tmp_path: Path, db_path: Path) -> None:

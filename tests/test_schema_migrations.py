@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,6 +11,7 @@ import pytest
 from haiper_sync.store import connection, migrations
 
 VIEWS = {
+    "creation_timings",
     "creations_overview",
     "daily_creations",
     "pending_creations",
@@ -153,3 +154,26 @@ def test_a_file_newer_than_the_code_is_refused_untouched(tmp_path: Path) -> None
         assert con.execute("SELECT count(*) FROM from_the_future").fetchall() == [(0,)]
     finally:
         con.close()
+
+
+def test_an_upgraded_file_starts_each_ids_history_with_its_latest_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "old.duckdb"
+    make_v1_database(path, monkeypatch)
+    with connection.open_database(path) as con:
+        history = con.execute(
+            "SELECT creation_id, status, progress, observed_at FROM creation_status_history "
+            "ORDER BY creation_id"
+        ).fetchall()
+        timings = con.execute(
+            "SELECT creation_id, observations FROM creation_timings ORDER BY creation_id"
+        ).fetchall()
+    seen = datetime(2026, 10, 1, 10, tzinfo=UTC)
+    assert [(i, s, p) for i, s, p, _ in history] == [
+        ("c-bad", "failed", None),
+        ("c-ok", "succeed", 1.0),
+        ("c-wait", "processing", 0.4),
+    ]  # nf-1 never had a status
+    assert history[0][3] == seen
+    assert timings == [("c-bad", 1), ("c-ok", 1), ("c-wait", 1)]

@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--p-truncated", type=float, default=0.0, help="share of bodies cut off mid-JSON"
     )
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the random faults")
+    p.add_argument(
+        "--unfinished-detail",
+        choices=["400", "200"],
+        default="400",
+        help="the detail of an unfinished creation: 400 with an error body (default), or a "
+        "200 carrying its status",
+    )
     p.add_argument("--ready-file", default=None, help="write the URL here once listening")
     return p
 
@@ -61,6 +68,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         p_slow=args.p_slow,
         slow_seconds=args.slow_seconds,
         p_truncated=args.p_truncated,
+        unfinished_detail=args.unfinished_detail,
     )
 
 

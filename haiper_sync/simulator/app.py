@@ -175,10 +175,13 @@ class _Simulator:
         if endpoint == "status":
             return 200, {"status": "success", "value": status}
         if status["status"] != "succeed":
+            if self.config.unfinished_detail == "200":
+                unfinished = {"creation_id": creation_id, "status": status["status"]}
+                return 200, {"status": "success", "value": unfinished}
             # The real API has no detail for a creation that has not finished successfully.
             msg = f"creation {creation_id} is not finished (status: {status['status']})"
             return 400, error_body(400, msg)
-        value = creation_detail(creation_id)
+        value = creation_detail(creation_id, self.config.engagement_step)
         envelope: dict[str, Any] = {"status": "success", "value": value}
         if kind in DRIFT_KINDS:
             envelope["value"] = apply_drift(kind, value)

@@ -186,8 +186,11 @@ def _kind(creation_id: str) -> tuple[str, str, str]:
     return _TYPES[-1][:3]
 
 
-def creation_detail(creation_id: str) -> dict[str, Any]:
-    """The `value` of the detail endpoint: every field of the seed, deterministic from the ID."""
+def creation_detail(creation_id: str, engagement_step: int = 0) -> dict[str, Any]:
+    """The `value` of the detail endpoint: every field of the seed, deterministic from the ID.
+
+    ``engagement_step`` moves likes and collects on (see `SimulatorConfig.engagement_step`).
+    """
     user_id, username, avatar = _user(creation_id)
     type_, input_type, output_type = _kind(creation_id)
     created = _EPOCH_END - timedelta(
@@ -242,9 +245,11 @@ def creation_detail(creation_id: str) -> dict[str, Any]:
         },
         "commits": {
             # Cubed so most creations have few likes and a handful have many.
-            "like_count": int(_unit(creation_id, "likes") ** 3 * 500),
+            "like_count": int(_unit(creation_id, "likes") ** 3 * 500)
+            + engagement_step * int(_unit(creation_id, "like_growth") * 3),
             "is_like": _unit(creation_id, "is_like") < 0.3,
-            "collects_count": int(_unit(creation_id, "collects") ** 3 * 100),
+            "collects_count": int(_unit(creation_id, "collects") ** 3 * 100)
+            + engagement_step * int(_unit(creation_id, "collect_growth") * 2),
             "is_collect": _unit(creation_id, "is_collect") < 0.1,
         },
         "outputs": outputs,

@@ -32,6 +32,12 @@ class SimulatorConfig:
     p_slow: float = 0.0
     slow_seconds: float = 2.0
     p_truncated: float = 0.0
+    # The detail of a creation that has not finished: "400" (Haiper's error body, as the docs
+    # imply) or "200" (a body carrying the unfinished status).
+    unfinished_detail: str = "400"
+    # Engagement moves on its own clock: each step adds 0-2 likes and 0-1 collects to a creation
+    # (deterministic per ID), so a re-fetch can see them change.
+    engagement_step: int = 0
     # "<id>" -> both endpoints; "status:<id>" / "detail:<id>" -> one endpoint.
     # Values: a kind from faults.FAULT_KINDS, optionally "*N" for the first N requests only.
     id_faults: dict[str, str] = field(default_factory=dict)
@@ -46,6 +52,8 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be within [0, 1]")
         if total > 1.0:
             raise ValueError("p_429 + p_500 + p_reset + p_truncated must not exceed 1")
+        if self.unfinished_detail not in ("400", "200"):
+            raise ValueError('unfinished_detail must be "400" or "200"')
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 1:
             raise ValueError("rate_limit_per_minute must be >= 1 or None")
 

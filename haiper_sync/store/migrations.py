@@ -203,6 +203,69 @@ MIGRATIONS: list[str] = [
     DROP TABLE creation_status;
     ALTER TABLE creation_status_v3 RENAME TO creation_status;
     """,
+    # 4: every change of status a check observed, and each creation's time queued and processing.
+    """
+    CREATE TABLE creation_status_history (
+        creation_id  VARCHAR NOT NULL,
+        status       VARCHAR NOT NULL,
+        progress     DOUBLE,
+        observed_at  TIMESTAMPTZ NOT NULL,
+        run_id       VARCHAR
+    );
+    -- An existing file starts its history with each ID's latest known status.
+    INSERT INTO creation_status_history
+    SELECT creation_id, status, progress, coalesce(last_checked_at, first_seen_at), last_run_id
+    FROM creation_status WHERE status IS NOT NULL;
+
+    CREATE OR REPLACE VIEW creation_timings AS
+    WITH spans AS (
+        SELECT creation_id, status, observed_at,
+               lead(observed_at) OVER (PARTITION BY creation_id ORDER BY observed_at) AS until
+        FROM creation_status_history
+    )
+    SELECT creation_id,
+           min(observed_at) AS first_observed_at,
+           min(observed_at) FILTER (WHERE status IN ('succeed', 'failed')) AS finished_observed_at,
+           to_seconds(sum(epoch(until) - epoch(observed_at)) FILTER (WHERE status = 'pending'))
+               AS time_queued,
+           to_seconds(sum(epoch(until) - epoch(observed_at))
+                      FILTER (WHERE status IN ('processing', 'post_processing')))
+               AS time_processing,
+           count(*) AS observations
+    FROM spans
+    GROUP BY creation_id;
+    """,
+    # 5: when to ask about an ID again (back-off for unchanged answers, give up on 404s).
+    """
+    ALTER TABLE creation_status ADD COLUMN unchanged_checks INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE creation_status ADD COLUMN next_check_at TIMESTAMPTZ;
+    ALTER TABLE creation_status ADD COLUMN not_found_since TIMESTAMPTZ;
+    ALTER TABLE sync_runs ADD COLUMN ids_not_due BIGINT NOT NULL DEFAULT 0;
+
+    CREATE OR REPLACE VIEW pending_creations AS
+    SELECT creation_id, status, progress, first_seen_at, last_checked_at,
+           now() - first_seen_at AS age, checks, last_error
+    FROM creation_status
+    WHERE status IS NULL OR status NOT IN ('succeed', 'failed', 'not_found')
+    ORDER BY first_seen_at, creation_id;
+    """,
+    # 6: the engagement counters each time a fetch saw them change (likes over time).
+    """
+    CREATE TABLE creation_engagement_history (
+        creation_id     VARCHAR NOT NULL,
+        like_count      BIGINT,
+        collects_count  BIGINT,
+        is_like         BOOLEAN,
+        is_collect      BOOLEAN,
+        observed_at     TIMESTAMPTZ NOT NULL,
+        run_id          VARCHAR
+    );
+    -- An existing file starts each creation's history with the counters it has.
+    INSERT INTO creation_engagement_history
+    SELECT creation_id, like_count, collects_count, is_like, is_collect, last_synced_at,
+           last_run_id
+    FROM creations;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,7 +22,10 @@ def assemble_chunk(
     by_id: dict[str, StatusRow] = {}
     for o in status_outcomes:
         message = o.error.message if o.error else detail_errors.get(o.creation_id)
-        by_id[o.creation_id] = StatusRow(o.creation_id, o.status, o.progress, o.checked_at, message)
+        not_found = o.error is not None and o.error.http_status == 404
+        by_id[o.creation_id] = StatusRow(
+            o.creation_id, o.status, o.progress, o.checked_at, message, not_found
+        )
     for d in detail_outcomes:
         if d.creation_id not in by_id:
             # Detail fetched without a status check (status was already `succeed`).

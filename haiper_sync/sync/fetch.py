@@ -12,12 +12,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from haiper_sync.api.client import HaiperClient, Sleep
+from haiper_sync.api.client import Detail, HaiperClient, Sleep
 from haiper_sync.api.models import CreationDetail
 from haiper_sync.api.retry import Action, RetryPolicy, decide
 from haiper_sync.errors import ApiError, InvalidResponse, RequestFailed
 from haiper_sync.rows import ErrorRecord
 from haiper_sync.statuses import KNOWN_STATUSES, SUCCEEDED
+from haiper_sync.sync.plan import Chunk
 
 T = TypeVar("T")
 Draw = Callable[[], float]
@@ -53,6 +54,14 @@ class StatusBatch:
     requests: int = 0
     retries: int = 0
 
+    def plus(self, other: StatusBatch) -> StatusBatch:
+        """This batch and ``other`` as one."""
+        return StatusBatch(
+            self.outcomes + other.outcomes,
+            self.requests + other.requests,
+            self.retries + other.retries,
+        )
+
     def succeeded(self) -> list[str]:
         """IDs whose status is ``succeed``: the only ones with a detail to fetch."""
         return [o.creation_id for o in self.outcomes if o.status == SUCCEEDED]
@@ -65,6 +74,14 @@ class DetailBatch:
     outcomes: list[DetailOutcome] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
+
+    def plus(self, other: DetailBatch) -> DetailBatch:
+        """This batch and ``other`` as one."""
+        return DetailBatch(
+            self.outcomes + other.outcomes,
+            self.requests + other.requests,
+            self.retries + other.retries,
+        )
 
 
 def _now() -> datetime:
@@ -174,46 +191,103 @@ async def fetch_details(
 
     async def one(creation_id: str) -> DetailOutcome | None:
         got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
-        fetched_at = _now()
         if got is None:
             return None
-        if isinstance(got, ErrorRecord):
-            return DetailOutcome(creation_id, fetched_at, error=got)
-        if got.response.value is None:
-            error = ErrorRecord(
-                creation_id,
-                "parse",
-                "detail response has no usable `value` object",
-                200,
-                raw_body=got.raw,
-                deferred=True,
-            )
-            return DetailOutcome(creation_id, fetched_at, error=error)
-        return DetailOutcome(creation_id, fetched_at, got.response.value, got.raw)
+        return _detail_outcome(creation_id, got, _now())
 
     outcomes = await asyncio.gather(*(one(i) for i in ids))
     asked = [o for o in outcomes if o is not None]
     return DetailBatch(asked, retrier.requests, retrier.retries)
 
 
-async def fetch_chunk(
+def _detail_outcome(
+    creation_id: str, got: Detail | ErrorRecord, fetched_at: datetime
+) -> DetailOutcome:
+    if isinstance(got, ErrorRecord):
+        return DetailOutcome(creation_id, fetched_at, error=got)
+    if got.response.value is None:
+        error = ErrorRecord(
+            creation_id,
+            "parse",
+            "detail response has no usable `value` object",
+            200,
+            raw_body=got.raw,
+            deferred=True,
+        )
+        return DetailOutcome(creation_id, fetched_at, error=error)
+    return DetailOutcome(creation_id, fetched_at, got.response.value, got.raw)
+
+
+async def fetch_details_first(
     client: HaiperClient,
-    to_check: list[str],
-    known_succeeded: list[str],
+    ids: list[str],
     policy: RetryPolicy,
     *,
     sleep: Sleep = asyncio.sleep,
     draw: Draw = random.random,
-) -> tuple[StatusBatch | None, DetailBatch]:
-    """A chunk's requests: statuses of ``to_check``, then details of every ID that succeeded.
+) -> tuple[StatusBatch, DetailBatch, list[str]]:
+    """Ask IDs never seen before for their detail directly (a detail-first backfill).
 
-    ``known_succeeded`` are IDs already ``succeed`` whose detail is missing: no status check.
+    A detail whose ``value.status`` is ``succeed`` is stored: one request instead of two. Any
+    other status in the body is recorded as that ID's status. The API's 400 for a creation
+    that has not finished (and a body with no known status) sends the ID to the status check
+    instead: those IDs are returned last. Other errors are the ID's errors, as for any detail.
     """
-    statuses = None
+    retrier = _Retrier(policy, sleep, draw)
+    statuses: list[StatusOutcome] = []
+    details: list[DetailOutcome] = []
+    fall_back: list[str] = []
+
+    async def one(creation_id: str) -> None:
+        got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
+        at = _now()
+        if got is None:
+            return
+        if isinstance(got, ErrorRecord) and got.http_status == 400:
+            fall_back.append(creation_id)
+            return
+        outcome = _detail_outcome(creation_id, got, at)
+        status = outcome.detail.status if outcome.detail is not None else None
+        if outcome.detail is None:  # an error or an unusable body: the ID's error
+            details.append(outcome)
+        elif status == SUCCEEDED:
+            statuses.append(StatusOutcome(creation_id, at, SUCCEEDED))
+            details.append(outcome)
+        elif status in KNOWN_STATUSES:  # not finished, said in a 200
+            statuses.append(StatusOutcome(creation_id, at, status))
+        else:  # no status we know: the status endpoint says
+            fall_back.append(creation_id)
+
+    await asyncio.gather(*(one(i) for i in ids))
+    falling = set(fall_back)
+    return (
+        StatusBatch(statuses, retrier.requests, retrier.retries),
+        DetailBatch(details),
+        [i for i in ids if i in falling],  # in manifest order
+    )
+
+
+async def fetch_chunk(
+    client: HaiperClient,
+    chunk: Chunk,
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    draw: Draw = random.random,
+) -> tuple[StatusBatch, DetailBatch]:
+    """A chunk's requests: details first for ``chunk.detail_first``, statuses of the rest (and
+    of those that fell back), then the details of every ID that succeeded."""
+    first_statuses, first_details, fall_back = StatusBatch(), DetailBatch(), list[str]()
+    if chunk.detail_first:
+        first_statuses, first_details, fall_back = await fetch_details_first(
+            client, chunk.detail_first, policy, sleep=sleep, draw=draw
+        )
+    to_check = chunk.to_check + fall_back
+    statuses = StatusBatch()
     if to_check:
         statuses = await check_statuses(client, to_check, policy, sleep=sleep, draw=draw)
-    ids = (statuses.succeeded() if statuses else []) + known_succeeded
+    ids = statuses.succeeded() + chunk.known_succeeded
     details = DetailBatch()
     if ids:
         details = await fetch_details(client, ids, policy, sleep=sleep, draw=draw)
-    return statuses, details
+    return first_statuses.plus(statuses), first_details.plus(details)

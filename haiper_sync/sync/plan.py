@@ -7,8 +7,10 @@ file read back a chunk at a time, so memory follows the chunk size, not the mani
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
-from haiper_sync.errors import ManifestError
-from haiper_sync.statuses import FAILED, SUCCEEDED
+from haiper_sync.errors import ConfigError, ManifestError
+from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
 from haiper_sync.store.sql import scalar
 
 # Lines staged per Parquet batch, and DuckDB's memory while it plans: both bound the planner's
@@ -115,6 +117,7 @@ class Plan:
     todo: int
     todo_path: Path
     first_rejected: str | None = None  # why the first rejected entry was rejected
+    ids_not_due: int = 0  # asked recently with no change: their next check is not due yet
 
     def check_not_empty(self, manifest: str) -> None:
         """Raise `ManifestError` when the manifest holds no valid creation ID at all.
@@ -137,6 +140,7 @@ class Plan:
             "ids_in_manifest": self.ids_in_manifest,
             "ids_rejected": self.ids_rejected,
             "ids_skipped": self.ids_skipped,
+            "ids_not_due": self.ids_not_due,
         }
 
 
@@ -148,11 +152,18 @@ def plan_run(
     refresh: bool,
     todo_path: Path,
     chunk_size: int,
+    recheck_all: bool = False,
+    refresh_older_than: timedelta | None = None,
 ) -> Plan:
     """Load the manifest, record its rejects, and write the to-do list.
 
-    The to-do Parquet file has ``creation_id`` and ``needs_status`` (False when the status is
-    already ``succeed`` and only the detail is missing: one request instead of two).
+    The to-do Parquet file has ``creation_id``, ``needs_status`` (False when the status is
+    already ``succeed`` and only the detail is missing: one request instead of two) and
+    ``never_seen`` (no status known yet: a detail-first run asks for its detail directly).
+    An ID whose next check is not due yet (see `statuses.BACKOFF_FIRST_HOURS`) is left out
+    and counted, unless ``recheck_all`` (or ``refresh``). With ``refresh_older_than``, the
+    details of succeeded creations last synced before that age are fetched again, after the
+    rest and oldest first (so a request budget reaches the stalest first).
     """
     files = manifest_files(manifest)
     todo_path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,12 +172,24 @@ def plan_run(
     lines = f"read_parquet('{_sql_path(staged)}')"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
     needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
-    # Finished: failed, or succeeded with its detail stored (else only the detail is missing).
+    # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
+    # its detail stored (else only the detail is missing).
+    given_up = "" if recheck_all else f", '{NOT_FOUND}'"
     finished = (
         "FALSE"
         if refresh
-        else f"s.status = '{FAILED}' OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
+        else f"s.status IN ('{FAILED}'{given_up}) "
+        f"OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
     )
+    not_due = "FALSE" if refresh or recheck_all else "s.next_check_at > now()"
+    stale = "FALSE"
+    if refresh_older_than is not None and not refresh:
+        seconds = int(refresh_older_than.total_seconds())
+        stale = (
+            f"s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL "
+            f"AND c.last_synced_at < now() - to_seconds({seconds})"
+        )
+        finished = f"({finished}) AND NOT ({stale})"
     # Planning only reads the tables (an ID gets its creation_status row when its chunk is
     # written). Under a memory cap DuckDB's aggregate and joins spill to disk instead of
     # holding a million-ID manifest and table at once.
@@ -182,6 +205,20 @@ def plan_run(
             ).fetchall()[0]
             first = f"line {line_no}: {raw[:80]!r}"
         total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
+        manifest_ids = f"(SELECT DISTINCT raw AS creation_id FROM {lines} WHERE {valid})"
+        not_due_count = 0
+        if not_due != "FALSE":
+            not_due_count = int(
+                scalar(
+                    con,
+                    f"""
+                    SELECT count(*) FROM {manifest_ids} AS m
+                    JOIN creation_status AS s USING (creation_id)
+                    LEFT JOIN creations AS c USING (creation_id)
+                    WHERE NOT coalesce({finished}, FALSE) AND {not_due}
+                    """,
+                )
+            )
         con.execute(
             f"""
             COPY (
@@ -189,12 +226,14 @@ def plan_run(
                     SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid}
                     GROUP BY raw
                 )
-                SELECT m.creation_id, {needs_status} AS needs_status
+                SELECT m.creation_id, {needs_status} AS needs_status,
+                       s.creation_id IS NULL AS never_seen
                 FROM manifest AS m
                 LEFT JOIN creation_status AS s USING (creation_id)
                 LEFT JOIN creations AS c USING (creation_id)
-                WHERE NOT coalesce({finished}, FALSE)
-                ORDER BY m.seq
+                WHERE NOT coalesce({finished}, FALSE) AND NOT coalesce({not_due}, FALSE)
+                ORDER BY coalesce({stale}, FALSE), CASE WHEN coalesce({stale}, FALSE)
+                         THEN epoch(c.last_synced_at) ELSE m.seq END
             ) TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
@@ -206,7 +245,8 @@ def plan_run(
         con.execute(f"SET memory_limit = '{limit}'")
         staged.unlink(missing_ok=True)
     todo = pq.ParquetFile(todo_path).metadata.num_rows
-    return Plan(total, rejected, total - todo, todo, todo_path, first)
+    skipped = total - todo - not_due_count
+    return Plan(total, rejected, skipped, todo, todo_path, first, not_due_count)
 
 
 def _record_rejects(
@@ -237,21 +277,34 @@ def _sql_path(path: Path) -> str:
 
 
 class Chunk(NamedTuple):
-    """A chunk of the to-do list: IDs whose status to check, and IDs known to have succeeded
-    whose detail is missing (no status check: one request instead of two)."""
+    """A chunk of the to-do list, by the first request each ID needs.
+
+    ``to_check``: a status check. ``known_succeeded``: already ``succeed`` with its detail
+    missing: the detail (one request instead of two). ``detail_first``: never seen, in a
+    detail-first run: the detail directly (a finished one then costs one request).
+    """
 
     to_check: list[str]
     known_succeeded: list[str]
+    detail_first: list[str]
 
 
-def iter_chunks(todo_path: Path, chunk_size: int) -> Iterator[Chunk]:
+def iter_chunks(todo_path: Path, chunk_size: int, *, detail_first: bool = False) -> Iterator[Chunk]:
     """Read the to-do list back ``chunk_size`` IDs at a time."""
     parquet = pq.ParquetFile(todo_path)
     for batch in parquet.iter_batches(batch_size=chunk_size):
         ids = batch.column("creation_id").to_pylist()
         needs = batch.column("needs_status").to_pylist()
-        pairs = list(zip(ids, needs, strict=True))
-        yield Chunk([i for i, n in pairs if n], [i for i, n in pairs if not n])
+        unseen = batch.column("never_seen").to_pylist()
+        chunk = Chunk([], [], [])
+        for creation_id, needs_status, never_seen in zip(ids, needs, unseen, strict=True):
+            if detail_first and never_seen:
+                chunk.detail_first.append(creation_id)
+            elif needs_status:
+                chunk.to_check.append(creation_id)
+            else:
+                chunk.known_succeeded.append(creation_id)
+        yield chunk
 
 
 # A chunk's task runs cost ~0.1 s of CPU in Prefect (client and server); a chunk is also the
@@ -268,3 +321,15 @@ def auto_chunk_size(rate_limit: int) -> int:
 def chunk_size_for(todo: int, chunk_size: int, max_chunks: int) -> int:
     """Grow chunks so a run never has more than ``max_chunks`` of them."""
     return max(chunk_size, -(-todo // max_chunks)) if todo else chunk_size
+
+
+_AGE = re.compile(r"(\d+)\s*([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``90s`` → a timedelta; `ConfigError` for anything else."""
+    match = _AGE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise ConfigError(f"not an age: {text!r} (expected e.g. 7d, 12h, 30m)")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
