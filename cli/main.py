@@ -22,7 +22,7 @@ from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.simulator import SimulatorConfig, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
-from haiper_sync.simulator.__main__ import config_from_args
+from haiper_sync.simulator.__main__ import config_from_args, serve_from_args
 from haiper_sync.store import connection
 from haiper_sync.sync import progress
 from haiper_sync.sync.plan import manifest_files
@@ -171,18 +171,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         config = config_from_args(args)
     except ValueError as error:
         return _fail(str(error))
-    from haiper_sync.simulator import serve
-
-    serve(
-        config,
-        host=args.host,
-        port=args.port,
-        ready_file=args.ready_file,
-        allow_remote=args.allow_remote,
-        on_listening=lambda url: print(
-            f"Simulated Haiper API on {url} (Ctrl-C to stop)", flush=True
-        ),
-    )
+    serve_from_args(args, config, "Simulated Haiper API on {url} (Ctrl-C to stop)")
     return 0
 
 

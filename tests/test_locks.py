@@ -74,14 +74,19 @@ def test_lock_holder_parses_duckdb_messages() -> None:
     assert lock_holder("something else") is None
 
 
-def test_a_second_sync_of_the_same_database_is_refused(db_path: Path) -> None:
-    code = (
+def holding_the_sync_lock(db_path: Path) -> str:
+    """A second process's code: hold the sync lock of ``db_path`` for a minute."""
+    return (
         "import time\n"
         "from haiper_sync.store.lock import sync_lock\n"
         f"with sync_lock({str(db_path)!r}):\n"
         "    print('ready', flush=True)\n"
         "    time.sleep(60)\n"
     )
+
+
+def test_a_second_sync_of_the_same_database_is_refused(db_path: Path) -> None:
+    code = holding_the_sync_lock(db_path)
     with (
         holder(code) as proc,
         pytest.raises(DatabaseLocked, match=f"PID {proc.pid}"),
@@ -93,13 +98,7 @@ def test_a_second_sync_of_the_same_database_is_refused(db_path: Path) -> None:
 
 
 def test_a_waiting_sync_says_so_at_once_and_on_whom(db_path: Path) -> None:
-    code = (
-        "import time\n"
-        "from haiper_sync.store.lock import sync_lock\n"
-        f"with sync_lock({str(db_path)!r}):\n"
-        "    print('ready', flush=True)\n"
-        "    time.sleep(60)\n"
-    )
+    code = holding_the_sync_lock(db_path)
     heard: list[str] = []
     now = [0.0]
 

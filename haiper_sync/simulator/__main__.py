@@ -72,6 +72,20 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def serve_from_args(args: argparse.Namespace, config: SimulatorConfig, banner: str) -> None:
+    """Serve with the parsed flags; print ``banner`` (``{url}`` filled in) once listening."""
+    from haiper_sync.simulator import serve
+
+    serve(
+        config,
+        host=args.host,
+        port=args.port,
+        ready_file=args.ready_file,
+        allow_remote=args.allow_remote,
+        on_listening=lambda url: print(banner.format(url=url), flush=True),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags and serve until interrupted."""
     parser = build_parser()
@@ -80,17 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    from haiper_sync.simulator import serve
-
     try:
-        serve(
-            config,
-            host=args.host,
-            port=args.port,
-            ready_file=args.ready_file,
-            allow_remote=args.allow_remote,
-            on_listening=lambda url: print(f"Simulated Haiper API on {url}", flush=True),
-        )
+        serve_from_args(args, config, "Simulated Haiper API on {url}")
     except HaiperSyncError as error:
         parser.exit(1, f"{parser.prog}: {error}\n")
     return 0
