@@ -104,7 +104,7 @@ def api_config(
         api_url=api_url,
         concurrency=max(1, concurrency // processes),
         rate_limit=max(1, rate_limit // processes),
-        max_requests=None if max_requests is None else max_requests // processes,
+        max_requests=None if max_requests is None else max(1, max_requests // processes),
     )
 
 
