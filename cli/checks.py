@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from haiper_sync.errors import ConfigError, ForeignDatabase
 from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
 from haiper_sync.store.migrations import refuse_foreign
-from haiper_sync.sync.plan import manifest_files, parse_age
+from haiper_sync.sync.plan import check_manifest, parse_age
 
 # The flow's parameter bounds (flows/sync.py), checked here so a mistake costs no server start.
 BOUNDS = {"concurrency": (1, 256), "rate_limit": (1, 1_000_000), "chunk_size": (0, 10_000)}
@@ -40,7 +40,7 @@ def _choose(args: argparse.Namespace, name: str, settings: Settings) -> tuple[An
 
 def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's parameters for ``haiper-sync sync``, checked; `ConfigError` on a mistake."""
-    manifest_files(args.manifest)
+    check_manifest(args.manifest, args.manifest_format)
     settings = settings_or_fail()
     params: dict[str, Any] = {
         "manifest": args.manifest,
@@ -49,6 +49,7 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "strategy": args.strategy,
         "recheck_all": args.recheck_all,
         "refresh_older_than": args.refresh_older_than or "",
+        "manifest_format": args.manifest_format,
     }
     if args.refresh_older_than is not None:
         try:

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ def _prefect_env() -> None:
 def run_sync(parameters: dict[str, Any]) -> int:
     """Run the ``sync_creations`` flow in this process and print its summary."""
     try:
-        manifest_files(parameters["manifest"])
+        manifest_files(parameters["manifest"], parameters.get("manifest_format", "auto"))
     except HaiperSyncError as error:
         return _fail(str(error))
     _prefect_env()
@@ -119,7 +120,16 @@ def _print_status_counts(db_path: str) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """``haiper-sync sync``."""
-    return run_sync(sync_parameters(args))
+    if args.manifest != "-":
+        return run_sync(sync_parameters(args))
+    # `--manifest -`: standard input, kept in a file for the run (the flow reads a path).
+    suffix = {"csv": ".csv", "parquet": ".parquet", "json": ".json"}.get(
+        args.manifest_format, ".txt"
+    )
+    with tempfile.TemporaryDirectory(prefix="haiper-stdin-") as folder:
+        args.manifest = str(Path(folder) / f"stdin{suffix}")
+        Path(args.manifest).write_bytes(sys.stdin.buffer.read())
+        return run_sync(sync_parameters(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -191,7 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency, --rate-limit and --chunk-size default to HAIPER_DB, HAIPER_API_URL, "
         "HAIPER_CONCURRENCY, HAIPER_RATE_LIMIT and HAIPER_CHUNK_SIZE (README: Settings).",
     )
-    sync.add_argument("--manifest", required=True, help="file or glob: one creation ID per line")
+    sync.add_argument(
+        "--manifest",
+        required=True,
+        help="file, glob or - (standard input): one creation ID per line, or CSV, Parquet, "
+        "JSON/NDJSON with a creation_id column",
+    )
+    sync.add_argument(
+        "--manifest-format",
+        choices=["auto", "lines", "csv", "parquet", "json"],
+        default="auto",
+        help="auto (default): by extension (.csv .tsv .parquet .json .ndjson .jsonl), else lines",
+    )
     sync.add_argument("--db", help="DuckDB file (default: $HAIPER_DB or haiper.duckdb)")
     sync.add_argument("--api-url", help="API base URL (default: $HAIPER_API_URL or Haiper's)")
     sync.add_argument("--concurrency", type=int, help="requests in flight (default 16)")

@@ -55,11 +55,13 @@ def sync_creations(
     strategy: Literal["status-first", "detail-first"] = "status-first",
     recheck_all: bool = False,
     refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
+    manifest_format: Literal["auto", "lines", "csv", "parquet", "json"] = "auto",
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
     Args:
-        manifest: Path or glob of the manifest file(s): one creation ID per line, `#` comments.
+        manifest: Path or glob of the manifest file(s): one creation ID per line (`#` comments),
+            or CSV, Parquet, JSON files with a `creation_id` column.
         db_path: DuckDB file to write; created with its schema if missing.
         api_url: Base URL of the Haiper API (or of the bundled simulator).
         concurrency: Requests in flight at once.
@@ -83,6 +85,9 @@ def sync_creations(
             ago than this (`7d`, `12h`), oldest first, after the rest: fresh likes, collects and
             signed URLs; a change of likes or collects is kept in creation_engagement_history.
             Empty: no re-fetch.
+        manifest_format: `auto` (by extension: .csv/.tsv, .parquet, .json/.ndjson/.jsonl, else
+            one ID per line), or one format for every file. CSV, Parquet and JSON manifests
+            need a `creation_id` column; other columns are ignored.
     """
     logger = get_run_logger()
     settings = load_settings()
@@ -111,6 +116,7 @@ def sync_creations(
             chunk_size=requested_size,
             lock_timeout=lock_timeout,
             init_existing=init_existing,
+            manifest_format=manifest_format,
             recheck_all=recheck_all,
             refresh_older_than=parse_age(refresh_older_than) if refresh_older_than else None,
         )

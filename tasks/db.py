@@ -13,7 +13,7 @@ from haiper_sync.errors import DatabaseLocked
 from haiper_sync.store import connection, runs
 from haiper_sync.store.spill import ingest_spills, spill_run_end
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.plan import Plan, plan_run
+from haiper_sync.sync.plan import ManifestFormat, Plan, plan_run
 
 
 @task(cache_policy=NO_CACHE)
@@ -25,6 +25,7 @@ def prepare_sync(
     chunk_size: int,
     lock_timeout: float,
     init_existing: bool = False,
+    manifest_format: ManifestFormat = "auto",
     recheck_all: bool = False,
     refresh_older_than: timedelta | None = None,
 ) -> Plan:
@@ -54,6 +55,7 @@ def prepare_sync(
             refresh=run.refresh,
             todo_path=todo_path,
             chunk_size=chunk_size,
+            manifest_format=manifest_format,
             recheck_all=recheck_all,
             refresh_older_than=refresh_older_than,
         )

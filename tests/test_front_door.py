@@ -138,7 +138,9 @@ def test_a_manifest_with_no_valid_id_fails_the_run_in_one_line(
 ) -> None:
     import duckdb
 
-    manifest = tmp_path / "ids.csv"
+    # A text manifest (CSV files with a creation_id column are read as CSV: see
+    # tests/test_manifest_formats.py).
+    manifest = tmp_path / "ids.txt"
     manifest.write_text(content)
     db = tmp_path / "none.duckdb"
     code = main(["sync", "--manifest", str(manifest), "--db", str(db), "--api-url", sim.url])

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -32,7 +32,29 @@ _LINES = pa.schema(
 )
 
 
-def manifest_files(manifest: str) -> list[Path]:
+ManifestFormat = Literal["auto", "lines", "csv", "parquet", "json"]
+# The column structured manifests must have; other columns are ignored.
+ID_COLUMN = "creation_id"
+_BY_SUFFIX: dict[str, ManifestFormat] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".ndjson": "json",
+    ".jsonl": "json",
+}
+# How an entry's place is named in a rejected entry's message.
+_PLACE = {"lines": "line", "csv": "line", "parquet": "row", "json": "row"}
+
+
+def format_of(path: Path, forced: ManifestFormat = "auto") -> ManifestFormat:
+    """The format of one manifest file: ``forced``, else by extension, else lines of IDs."""
+    if forced != "auto":
+        return forced
+    return _BY_SUFFIX.get(path.suffix.lower(), "lines")
+
+
+def manifest_files(manifest: str, forced: ManifestFormat = "auto") -> list[Path]:
     """The files a manifest path or glob names; raise `ManifestError` when there are none."""
     if glob.has_magic(manifest):
         files = sorted(Path(p) for p in glob.glob(manifest, recursive=True))
@@ -50,13 +72,62 @@ def manifest_files(manifest: str) -> list[Path]:
                 head = handle.read(8192)
         except OSError as exc:
             raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
-        if b"\x00" in head:
+        if b"\x00" in head and format_of(path, forced) != "parquet":
             raise ManifestError(f"manifest {path}: binary file, expected one creation ID per line")
     return files
 
 
-def _stage_lines(files: list[Path], staged: Path) -> int:
-    """Stream the manifest's lines (with file, line number and order) into a Parquet file.
+def check_manifest(manifest: str, forced: ManifestFormat = "auto") -> list[Path]:
+    """`manifest_files`, plus: each CSV, Parquet or JSON file has a ``creation_id`` column."""
+    files = manifest_files(manifest, forced)
+    con = duckdb.connect()
+    try:
+        for path in files:
+            if (fmt := format_of(path, forced)) != "lines":
+                _structured_ids(con, path, fmt)
+    finally:
+        con.close()
+    return files
+
+
+def _structured_ids(
+    con: duckdb.DuckDBPyConnection, path: Path, fmt: ManifestFormat
+) -> duckdb.DuckDBPyRelation:
+    """The ``creation_id`` column of a CSV, Parquet or JSON manifest with each row's place."""
+    source = _sql_path(path)
+    reader = {
+        "csv": f"read_csv('{source}', header = true, all_varchar = true)",
+        "parquet": f"read_parquet('{source}')",
+        "json": f"read_json_auto('{source}')",
+    }[fmt]
+    try:
+        columns = [str(c[0]) for c in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+    except duckdb.Error as error:
+        first = str(error).strip().splitlines()[0]
+        raise ManifestError(f"manifest {path}: cannot be read as {fmt} ({first})") from None
+    match = [c for c in columns if c.lower() == ID_COLUMN]
+    if not match:
+        raise ManifestError(
+            f"manifest {path}: no {ID_COLUMN} column (columns found: {', '.join(columns)})"
+        )
+    # A CSV's first row is its line 2 (the header is line 1); other formats count rows from 1.
+    offset = 1 if fmt == "csv" else 0
+    return con.sql(
+        f"""
+        SELECT row_number() OVER () + {offset} AS line_no,
+               trim(CAST("{match[0]}" AS VARCHAR)) AS raw
+        FROM {reader}
+        """
+    ).filter("raw IS NOT NULL AND raw <> ''")
+
+
+def _stage_lines(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    staged: Path,
+    forced: ManifestFormat = "auto",
+) -> int:
+    """Stream the manifest's entries (with file, line or row number, order) into a Parquet file.
 
     DuckDB then reads that file with out-of-core operators, so a manifest of millions of
     lines never has to sit in memory (a temp table would).
@@ -87,6 +158,15 @@ def _stage_lines(files: list[Path], staged: Path) -> int:
 
     with pq.ParquetWriter(staged, _LINES) as writer:
         for file_no, path in enumerate(files):
+            fmt = format_of(path, forced)
+            if fmt != "lines":
+                reader = _structured_ids(con, path, fmt).fetch_record_batch(_BATCH)
+                for batch in reader:
+                    lines.extend(v[: MAX_ID_LENGTH + 1] for v in batch.column("raw").to_pylist())
+                    numbers.extend(batch.column("line_no").to_pylist())
+                    sources.extend([file_no] * batch.num_rows)
+                    flush(writer)
+                continue
             try:
                 with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
                     for line_no, line in enumerate(handle, start=1):
@@ -152,6 +232,7 @@ def plan_run(
     refresh: bool,
     todo_path: Path,
     chunk_size: int,
+    manifest_format: ManifestFormat = "auto",
     recheck_all: bool = False,
     refresh_older_than: timedelta | None = None,
 ) -> Plan:
@@ -165,10 +246,11 @@ def plan_run(
     details of succeeded creations last synced before that age are fetched again, after the
     rest and oldest first (so a request budget reaches the stalest first).
     """
-    files = manifest_files(manifest)
+    files = manifest_files(manifest, manifest_format)
     todo_path.parent.mkdir(parents=True, exist_ok=True)
     staged = todo_path.with_name("manifest-lines.parquet")
-    _stage_lines(files, staged)
+    _stage_lines(con, files, staged, manifest_format)
+    places = [f"{f} {_PLACE[format_of(f, manifest_format)]}" for f in files]
     lines = f"read_parquet('{_sql_path(staged)}')"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
     needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
@@ -197,13 +279,13 @@ def plan_run(
     con.execute(f"SET memory_limit = '{_PLAN_MEMORY}'")
     con.execute("BEGIN")
     try:
-        rejected = _record_rejects(con, run_id, lines, valid, [str(f) for f in files])
+        rejected = _record_rejects(con, run_id, lines, valid, places)
         first = None
         if rejected:
-            raw, line_no = con.execute(
-                f"SELECT raw, line_no FROM {lines} WHERE NOT {valid} ORDER BY seq LIMIT 1"
+            raw, line_no, file_no = con.execute(
+                f"SELECT raw, line_no, file_no FROM {lines} WHERE NOT {valid} ORDER BY seq LIMIT 1"
             ).fetchall()[0]
-            first = f"line {line_no}: {raw[:80]!r}"
+            first = f"{places[file_no].rsplit(' ', 1)[1]} {line_no}: {raw[:80]!r}"
         total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         manifest_ids = f"(SELECT DISTINCT raw AS creation_id FROM {lines} WHERE {valid})"
         not_due_count = 0
@@ -259,7 +341,7 @@ def _record_rejects(
                                             message, raw_body, deferred, occurred_at)
         SELECT ?, raw, 'manifest', NULL, NULL,
                'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
-                   || ' line ' || arg_min(line_no, seq) || '): ' ||
+                   || ' ' || arg_min(line_no, seq) || '): ' ||
                CASE WHEN length(raw) > {MAX_ID_LENGTH}
                     THEN 'longer than {MAX_ID_LENGTH} characters'
                     ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END,

@@ -1,0 +1,103 @@
+"""Manifests as teams keep them: CSV, Parquet, JSON with a creation_id column, globs, stdin."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cli.main import main
+from haiper_sync.errors import ManifestError
+from haiper_sync.simulator import SimulatorServer, generate_ids
+from haiper_sync.store import connection, runs
+from haiper_sync.sync.plan import ManifestFormat, check_manifest, plan_run
+
+
+def plan(db: Path, manifest: str, tmp: Path, fmt: ManifestFormat = "auto") -> Any:
+    with connection.open_database(db) as con:
+        runs.start_run(con, "r1", manifest=manifest, refresh=False)
+        result = plan_run(
+            con, manifest, run_id="r1", refresh=False, todo_path=tmp / "todo.parquet",
+            chunk_size=1_000, manifest_format=fmt,
+        )  # fmt: skip
+        errors = con.execute(
+            "SELECT creation_id, message FROM sync_errors WHERE stage = 'manifest' ORDER BY ALL"
+        ).fetchall()
+    todo = [r["creation_id"] for r in pq.read_table(result.todo_path).to_pylist()]
+    return result, todo, errors
+
+
+def test_a_csv_with_a_creation_id_column_among_others(tmp_path: Path, db_path: Path) -> None:
+    manifest = tmp_path / "export.csv"
+    manifest.write_text(
+        'prompt,creation_id,created\n"a cat, sleeping",abc-1,2026-01-01\n'
+        "a dog,../etc,2026-01-02\nno id,,2026-01-03\na fox,abc-2,2026-01-04\n"
+    )
+    result, todo, errors = plan(db_path, str(manifest), tmp_path)
+    assert todo == ["abc-1", "abc-2"] and result.ids_rejected == 1
+    assert errors == [("../etc", f"rejected manifest entry ({manifest} line 3): not a creation "
+                                 "ID (allowed: A-Z a-z 0-9 - _)")]  # fmt: skip
+
+
+def test_a_100000_row_parquet_manifest(tmp_path: Path, db_path: Path) -> None:
+    ids = generate_ids(100_000, seed=99)
+    manifest = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"n": range(len(ids)), "creation_id": ids}), manifest)
+    result, todo, errors = plan(db_path, str(manifest), tmp_path)
+    assert (result.ids_in_manifest, result.todo, errors) == (100_000, 100_000, [])
+    assert todo == ids  # in the file's order
+
+
+def test_json_and_ndjson_and_a_glob_of_every_format(tmp_path: Path, db_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps([{"creation_id": "j-1"}, {"creation_id": "bad id"}]))
+    (folder / "b.ndjson").write_text('{"creation_id": "n-1", "x": 1}\n{"creation_id": "n-2"}\n')
+    (folder / "c.txt").write_text("t-1\nj-1\n")
+    (folder / "d.csv").write_text("creation_id\nc-1\n")
+    result, todo, errors = plan(db_path, str(folder / "*"), tmp_path)
+    assert result.ids_in_manifest == 5
+    assert todo == ["j-1", "n-1", "n-2", "t-1", "c-1"]  # files in name order, duplicates once
+    assert errors == [("bad id", f"rejected manifest entry ({folder / 'a.json'} row 2): not a "
+                                 "creation ID (allowed: A-Z a-z 0-9 - _)")]  # fmt: skip
+
+
+def test_a_missing_id_column_is_one_line_naming_the_columns(tmp_path: Path) -> None:
+    manifest = tmp_path / "export.csv"
+    manifest.write_text("id,prompt\nabc-1,a cat\n")
+    with pytest.raises(ManifestError) as caught:
+        check_manifest(str(manifest))
+    assert (
+        str(caught.value)
+        == f"manifest {manifest}: no creation_id column (columns found: id, prompt)"
+    )
+
+
+def test_the_format_flag_overrides_the_extension(tmp_path: Path, db_path: Path) -> None:
+    manifest = tmp_path / "export.txt"
+    manifest.write_text("creation_id,prompt\nabc-1,a cat\n")
+    _, todo, _ = plan(db_path, str(manifest), tmp_path, fmt="csv")
+    assert todo == ["abc-1"]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_server", "api_key_env")
+def test_standard_input_on_the_cli(
+    sim: SimulatorServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = generate_ids(12, seed=100)
+    stdin = io.TextIOWrapper(io.BytesIO(("\n".join(ids) + "\n").encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    db = tmp_path / "stdin.duckdb"
+    code = main(["sync", "--manifest", "-", "--db", str(db), "--api-url", sim.url])
+    assert code == 0
+    assert ": 12 IDs, 0 rejected" in capsys.readouterr().out
