@@ -4,9 +4,10 @@ chunk pipeline, the writer, and the run's record in DuckDB and in the Prefect UI
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from haiper_sync.store.connection import open_database
 from haiper_sync.store.spill import ingest_spills, spill_chunk
 from haiper_sync.store.writes import write_chunk
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.progress import Progress, publish
+from haiper_sync.sync.progress import Progress, progress_line, publish
 from tasks import finish_sync
 
 T = TypeVar("T")
@@ -135,21 +136,63 @@ def ahead(futures: Iterable[T], depth: int = CHUNKS_IN_FLIGHT) -> Iterator[T]:
 
 
 class RunProgress:
-    """Keeps the UI's progress artifact and in-process listeners up to date."""
+    """Keeps the UI's progress artifact, in-process listeners and the run's log up to date.
 
-    def __init__(self, run_id: str, total: int) -> None:
-        self.run_id, self.total, self.done = run_id, total, 0
+    The log gets a progress line for a written chunk when the last one is at least
+    ``every`` seconds old: one a chunk at the API's quota (a chunk lasts about 30 s), fewer
+    when chunks are fast.
+    """
+
+    def __init__(
+        self,
+        tally: RunSummary,
+        total: int,
+        logger: Any,
+        *,
+        every: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tally, self.total, self.done = tally, total, 0
+        self._logger, self._every, self._clock = logger, every, clock
+        self._started = clock()
+        self._last_line = float("-inf")
         self._artifact: UUID = create_progress_artifact(  # type: ignore[assignment]
             0.0 if total else 100.0, key=PROGRESS_KEY, description="IDs handled so far"
         )
-        publish(Progress(run_id, 0, total))
+        publish(Progress(tally.run_id, 0, total))
 
     def advance(self, ids: int) -> None:
         """Count ``ids`` more IDs as handled."""
         self.done += ids
         percent = 100.0 * self.done / self.total if self.total else 100.0
         update_progress_artifact(self._artifact, percent)
-        publish(Progress(self.run_id, self.done, self.total))
+        publish(Progress(self.tally.run_id, self.done, self.total))
+        now = self._clock()
+        if now - self._last_line >= self._every:
+            self._last_line = now
+            self._logger.info(
+                progress_line(
+                    self.done,
+                    self.total,
+                    self.tally.requests,
+                    self.tally.ids_errored,
+                    now - self._started,
+                )
+            )
+
+
+class _QuietSuccesses(logging.Filter):
+    """Drops Prefect's "Finished in state Completed()" line of each task run (failures stay)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Finished in state Completed")
+
+
+def quiet_task_successes() -> None:
+    """One line a chunk is the progress line; Prefect's per-task success lines only bury it."""
+    task_runs = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, _QuietSuccesses) for f in task_runs.filters):
+        task_runs.addFilter(_QuietSuccesses())
 
 
 class ChunkWriter:

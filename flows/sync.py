@@ -18,6 +18,7 @@ from flows.orchestration import (
     api_config,
     build_task_runner,
     new_run,
+    quiet_task_successes,
     recorded,
     resolve_api_key,
     run_engine,
@@ -90,6 +91,7 @@ def sync_creations(
             need a `creation_id` column; other columns are ignored.
     """
     logger = get_run_logger()
+    quiet_task_successes()
     settings = load_settings()
     api_key = resolve_api_key()
     api = api_config(
@@ -133,7 +135,7 @@ def sync_creations(
         )
         run.add(plan.counts())
         plan.check_not_empty(manifest)
-        progress = RunProgress(run.run_id, plan.todo)
+        progress = RunProgress(run, plan.todo, logger)
         with run_engine(api, api_key) as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
             chunks = iter_chunks(plan.todo_path, size, detail_first=strategy == "detail-first")

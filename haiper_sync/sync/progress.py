@@ -43,3 +43,28 @@ def publish(event: Progress) -> None:
         # A progress bar must never be able to fail a sync.
         with contextlib.suppress(Exception):
             listener(event)
+
+
+def progress_line(done: int, total: int, requests: int, errors: int, elapsed: float) -> str:
+    """One line an operator can follow: IDs done of total, requests and their rate, errors so
+    far, and the time left at the current rate."""
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    minutes = elapsed / 60
+    rate = f"{requests / minutes:,.0f}/min" if minutes > 0 else "-"
+    if 0 < done < total and elapsed > 0:
+        left = (total - done) * elapsed / done
+        eta = f"; about {_duration(left)} left at this rate"
+    else:
+        eta = ""
+    return (
+        f"Progress: {done:,} of {total:,} IDs{share}, {requests:,} requests ({rate}), "
+        f"{errors:,} errors{eta}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
