@@ -23,7 +23,7 @@ from flows.orchestration import (
     resolve_api_key,
     run_engine,
 )
-from haiper_sync.settings import DEFAULT_API_URL, DEFAULT_RATE_LIMIT, load_settings
+from haiper_sync.settings import load_settings
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
 from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks, parse_age
@@ -45,11 +45,11 @@ def _run_name() -> str:
 )
 def sync_creations(
     manifest: str,
-    db_path: str = "haiper.duckdb",
-    api_url: str = DEFAULT_API_URL,
-    concurrency: Annotated[int, Field(ge=1, le=256)] = 16,
+    db_path: str = "",
+    api_url: str = "",
+    concurrency: Annotated[int, Field(ge=0, le=256)] = 0,
     refresh: bool = False,
-    rate_limit: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_RATE_LIMIT,
+    rate_limit: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
     chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
     init_existing: bool = False,
     max_requests: Annotated[int, Field(ge=0)] = 0,
@@ -63,13 +63,17 @@ def sync_creations(
     Args:
         manifest: Path or glob of the manifest file(s): one creation ID per line (`#` comments),
             or CSV, Parquet, JSON files with a `creation_id` column.
-        db_path: DuckDB file to write; created with its schema if missing.
-        api_url: Base URL of the Haiper API (or of the bundled simulator).
-        concurrency: Requests in flight at once.
+        db_path: DuckDB file to write; created with its schema if missing. Empty: HAIPER_DB of
+            the process running the flow, else haiper.duckdb.
+        api_url: Base URL of the Haiper API (or of the bundled simulator). Empty: HAIPER_API_URL,
+            else https://api.haiper.ai.
+        concurrency: Requests in flight at once. 0: HAIPER_CONCURRENCY, else 16.
         refresh: Re-check and re-fetch IDs already finished in the database.
-        rate_limit: Requests per minute this run may send (the API allows 500 by default).
-        chunk_size: IDs per task run; 0 sizes it from the rate limit (250 at 500 requests a
-            minute, up to 1,000 for a raised limit). Grown so a run has at most 500 chunks.
+        rate_limit: Requests per minute this run may send. 0: HAIPER_RATE_LIMIT, else 500 (the
+            API's default quota).
+        chunk_size: IDs per task run. 0: HAIPER_CHUNK_SIZE, else sized from the rate limit
+            (250 at 500 requests a minute, up to 1,000 for a raised limit). Grown so a run has
+            at most 500 chunks.
         init_existing: Add haiper-sync's tables to a DuckDB file that already has other tables
             (without it such a file is refused and left untouched).
         max_requests: At most this many requests in this run (retries included), e.g. the
@@ -93,6 +97,12 @@ def sync_creations(
     logger = get_run_logger()
     quiet_task_successes()
     settings = load_settings()
+    # A parameter left at its default falls back to the HAIPER_* environment of the process
+    # that runs the flow (CLI, worker, serve), then to the built-in default.
+    db_path = db_path or settings.db
+    api_url = api_url or settings.api_url
+    concurrency = concurrency or settings.concurrency
+    rate_limit = rate_limit or settings.rate_limit
     api_key = resolve_api_key()
     api = api_config(
         settings,

@@ -72,10 +72,8 @@ def test_prefect_yaml_declares_the_two_deployments() -> None:
         assert deployment["concurrency_limit"] == 1
         assert deployment["description"]
         assert "haiper-sync" in deployment["tags"]
-        assert deployment["parameters"] == {
-            "manifest": "manifests/*.txt",
-            "db_path": "haiper.duckdb",
-        }
+        # Only the manifest: the rest comes from the worker's HAIPER_* environment.
+        assert deployment["parameters"] == {"manifest": "manifests/*.txt"}
 
     assert deployments["nightly-sync"]["schedules"] == [
         {"cron": "0 2 * * *", "timezone": "UTC", "active": True}
@@ -124,8 +122,9 @@ def test_default_parameters_fit_the_flows_schema(name: str) -> None:
     assert "manifest" in schema["required"]
     assert "default" not in schema["properties"]["manifest"]
     jsonschema.validate(deployment["parameters"], schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(deployment["parameters"] | {"concurrency": 0}, schema)
+    for out_of_range in ({"concurrency": -1}, {"concurrency": 257}, {"rate_limit": -5}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(deployment["parameters"] | out_of_range, schema)
 
 
 def test_every_parameter_has_a_type_and_a_description_for_the_ui_form() -> None:
@@ -274,9 +273,13 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     for _ in range(2):  # the second call must find the pool and leave it alone
         subprocess.run(bootstrap, env=env, cwd=REPO_ROOT, check=True, timeout=60)
 
-    # The worker starts in a directory without the code: only the pull step can find it.
+    # The worker starts in a directory without the code: only the pull step can find it. Its
+    # HAIPER_API_URL and HAIPER_RATE_LIMIT reach the run: the run passes neither parameter.
+    sim_url = _wait_for("the simulator", lambda: ready_file.exists() and ready_file.read_text(), 30)
     worker_env = env | {
         "HAIPER_API_KEY": key,
+        "HAIPER_API_URL": sim_url.strip(),
+        "HAIPER_RATE_LIMIT": "100000",
         "HAIPER_SYNC_HOME": str(REPO_ROOT),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
@@ -300,12 +303,10 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     manifest = tmp_path / "ids.txt"
     manifest.write_text("\n".join(ids) + "\n")
     db = tmp_path / "deployed.duckdb"
-    sim_url = _wait_for("the simulator", lambda: ready_file.exists() and ready_file.read_text(), 30)
     run = subprocess.run(
         [
             *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
             *("--param", f"manifest={manifest}", "--param", f"db_path={db}"),
-            *("--param", f"api_url={sim_url.strip()}", "--param", "rate_limit=100000"),
         ],
         env=env,
         cwd=tmp_path,
