@@ -50,6 +50,7 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "recheck_all": args.recheck_all,
         "refresh_older_than": args.refresh_older_than or "",
         "manifest_format": args.manifest_format,
+        "max_error_ratio": args.max_error_ratio,
     }
     if args.refresh_older_than is not None:
         try:
@@ -61,6 +62,8 @@ def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
         if not low <= value <= high:
             raise ConfigError(f"{source} must be between {low:,} and {high:,} (got {value})")
         params[name] = value
+    if not 0 <= args.max_error_ratio <= 1:
+        raise ConfigError(f"--max-error-ratio must be between 0 and 1 (got {args.max_error_ratio})")
     if args.max_requests is not None and args.max_requests < 1:
         raise ConfigError(f"--max-requests must be at least 1 (got {args.max_requests})")
     params["max_requests"] = args.max_requests or 0

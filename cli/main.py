@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(7d, 12h): fresh likes and URLs, oldest first",
     )
     sync.add_argument(
+        "--max-error-ratio",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="fail the run when more than this share of its IDs errored (default 0.2)",
+    )
+    sync.add_argument(
         "--recheck-all",
         action="store_true",
         help="ask about every unfinished ID now, ignoring the back-off schedule and not_found",

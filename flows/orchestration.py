@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,12 +20,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.context import FlowRunContext
+from prefect.events import emit_event
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import SecretStr
 
 from haiper_sync.api.engine import ApiConfig, HttpEngine, close_worker_engine, open_worker_engine
-from haiper_sync.errors import ConfigError, DatabaseLocked, HaiperSyncError
+from haiper_sync.errors import ConfigError, DatabaseLocked, HaiperSyncError, TooManyErrors
 from haiper_sync.rows import ChunkRows
 from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
 from haiper_sync.store.connection import open_database
@@ -280,7 +282,39 @@ def _finish(
         key=SUMMARY_KEY,
         description=f"{summary.manifest} → sync summary",
     )
+    emit_run_event(summary, db_path)
     return summary
+
+
+EVENT_PREFIX = "haiper-sync.run"
+
+
+def emit_run_event(summary: RunSummary, db_path: str) -> None:
+    """``haiper-sync.run.completed`` / ``.failed``: the run's counts, the DuckDB file as the
+    resource, for automations (docs/deployments.md)."""
+    path = Path(db_path).absolute()
+    emit_event(
+        event=f"{EVENT_PREFIX}.{summary.state}",
+        resource={
+            "prefect.resource.id": f"haiper-sync.database.{path}",
+            "prefect.resource.name": path.name,
+        },
+        payload={
+            "run_id": summary.run_id,
+            "manifest": summary.manifest,
+            "message": summary.message,
+            **summary.counts(),
+        },
+    )
+
+
+def check_error_ratio(tally: RunSummary, handled: int, max_error_ratio: float) -> None:
+    """Raise `TooManyErrors` when more than ``max_error_ratio`` of the handled IDs errored."""
+    if handled and tally.ids_errored / handled > max_error_ratio:
+        raise TooManyErrors(
+            f"{tally.ids_errored} of {handled} IDs errored ({tally.ids_errored / handled:.0%}), "
+            f"more than max_error_ratio {max_error_ratio:.0%} allows; see sync_errors"
+        )
 
 
 def new_run(manifest: str, refresh: bool, flow_run_id: str | None) -> RunSummary:

@@ -17,6 +17,7 @@ from flows.orchestration import (
     ahead,
     api_config,
     build_task_runner,
+    check_error_ratio,
     new_run,
     quiet_task_successes,
     recorded,
@@ -57,6 +58,7 @@ def sync_creations(
     recheck_all: bool = False,
     refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
     manifest_format: Literal["auto", "lines", "csv", "parquet", "json"] = "auto",
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2,
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -93,6 +95,9 @@ def sync_creations(
         manifest_format: `auto` (by extension: .csv/.tsv, .parquet, .json/.ndjson/.jsonl, else
             one ID per line), or one format for every file. CSV, Parquet and JSON manifests
             need a `creation_id` column; other columns are ignored.
+        max_error_ratio: The run ends Failed (and emits `haiper-sync.run.failed`) when more
+            than this share of the IDs it handled errored (404s, refusals, unusable bodies);
+            0.2 by default. Their rows are kept either way.
     """
     logger = get_run_logger()
     quiet_task_successes()
@@ -157,6 +162,7 @@ def sync_creations(
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
                 progress.advance(writer.write(chunk_no, rows))
+        check_error_ratio(run, progress.done, max_error_ratio)
         if progress.done < plan.todo:
             record.note = (
                 f"request budget of {max_requests} spent: {plan.todo - progress.done} IDs left "

@@ -31,6 +31,10 @@ class DatabaseLocked(HaiperSyncError):
     """Another process holds the DuckDB file and did not let go in time."""
 
 
+class TooManyErrors(HaiperSyncError):
+    """A run ended with more IDs errored than its ``max_error_ratio`` allows."""
+
+
 class ApiError(HaiperSyncError):
     """Base of errors that come from talking to the API."""
 
