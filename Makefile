@@ -46,14 +46,15 @@ server: install
 	PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
 		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-# HAIPER_SYNC_HOME is unset because `prefect deploy` would bake its value into the pull step;
-# each worker supplies its own.
+# Deploys module entrypoints with a pull step that runs on the worker (deployments/steps.py):
+# nothing of this machine's paths is stored. HAIPER_SYNC_HOME is unset to keep it that way.
 deploy: install
 	env -u HAIPER_SYNC_HOME $(BIN)/python -m deployments.bootstrap
 	env -u HAIPER_SYNC_HOME $(BIN)/prefect --no-prompt deploy --all
 
 # Flow runs start in $HAIPER_SYNC_HOME (default: this checkout) and read HAIPER_API_KEY from
-# this environment, else the Secret block `haiper-api-key`.
+# this environment, else the Secret block `haiper-api-key`. A plain
+# `prefect worker start --pool haiper-sync` works too.
 worker: install
 	HAIPER_SYNC_HOME="$${HAIPER_SYNC_HOME:-$(CURDIR)}" \
 		$(BIN)/prefect worker start --pool haiper-sync --type process

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, cast
 
 from prefect import Flow, serve
@@ -31,12 +30,11 @@ SUFFIX = "-served"
 
 
 def load_flow(entrypoint: str) -> Flow[..., Any]:
-    """Import the flow of a ``path/to/file.py:function`` entrypoint as a module attribute."""
-    path, _, function = entrypoint.partition(":")
+    """Import the flow of a module entrypoint (``flows.sync.sync_creations``)."""
     # Imported by module name (the package is installed), so the served entrypoint does not
     # depend on the directory this process was started from.
-    module = importlib.import_module(".".join(PurePosixPath(path).with_suffix("").parts))
-    flow = getattr(module, function)
+    module, _, function = entrypoint.rpartition(".")
+    flow = getattr(importlib.import_module(module), function)
     if not isinstance(flow, Flow):
         raise TypeError(f"{entrypoint} is not a Prefect flow")
     return flow

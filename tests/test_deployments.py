@@ -28,9 +28,7 @@ from flows.sync import sync_creations
 from haiper_sync.simulator import creation_status, generate_ids
 
 BIN = Path(sys.executable).parent
-PULL_STEP = {
-    "prefect.deployments.steps.set_working_directory": {"directory": "{{ $HAIPER_SYNC_HOME }}"}
-}
+PULL_STEP = {"deployments.steps.enter_home": {}}
 # What each deployment may say; Prefect's loader drops anything else without a word.
 DEPLOYMENT_KEYS = {
     "name", "version", "version_type", "tags", "description", "schedule", "schedules", "paused",
@@ -67,7 +65,8 @@ def test_prefect_yaml_declares_the_two_deployments() -> None:
     deployments = _deployments()
     assert set(deployments) == {"nightly-sync", "adhoc-sync"}
     for deployment in deployments.values():
-        assert deployment["entrypoint"] == "flows/sync.py:sync_creations"
+        # A module of the installed package: it loads wherever a worker runs.
+        assert deployment["entrypoint"] == "flows.sync.sync_creations"
         assert deployment["work_pool"]["name"] == WORK_POOL
         assert deployment["concurrency_limit"] == 1
         assert deployment["description"]
@@ -115,8 +114,7 @@ def test_prefect_yaml_validates_with_prefects_own_model() -> None:
 @pytest.mark.parametrize("name", ["nightly-sync", "adhoc-sync"])
 def test_default_parameters_fit_the_flows_schema(name: str) -> None:
     deployment = _deployments()[name]
-    path, _, function = deployment["entrypoint"].partition(":")
-    flow: Flow[..., Any] = load_flow_from_entrypoint(f"{REPO_ROOT / path}:{function}")
+    flow: Flow[..., Any] = load_flow_from_entrypoint(deployment["entrypoint"])
     schema = parameter_schema(flow).model_dump()
     # The flow has no default manifest: a deployment without one could not run.
     assert "manifest" in schema["required"]
@@ -273,14 +271,14 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     for _ in range(2):  # the second call must find the pool and leave it alone
         subprocess.run(bootstrap, env=env, cwd=REPO_ROOT, check=True, timeout=60)
 
-    # The worker starts in a directory without the code: only the pull step can find it. Its
+    # The worker starts as Prefect prints it, in a directory without the code and without
+    # HAIPER_SYNC_HOME: the module entrypoint and the pull step find the installed code. Its
     # HAIPER_API_URL and HAIPER_RATE_LIMIT reach the run: the run passes neither parameter.
     sim_url = _wait_for("the simulator", lambda: ready_file.exists() and ready_file.read_text(), 30)
     worker_env = env | {
         "HAIPER_API_KEY": key,
         "HAIPER_API_URL": sim_url.strip(),
         "HAIPER_RATE_LIMIT": "100000",
-        "HAIPER_SYNC_HOME": str(REPO_ROOT),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }
     processes.start(
@@ -371,3 +369,22 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     assert key not in json.dumps(flow_run.parameters)
     assert flow_run.parameters["manifest"] == str(manifest)
     print(f"deploy → worker → completed run: {time.monotonic() - started:.1f}s")
+
+
+def test_the_pull_step_starts_runs_in_the_home_the_worker_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments import steps
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HAIPER_SYNC_HOME", str(tmp_path / "data"))
+    with pytest.raises(NotADirectoryError, match=r"HAIPER_SYNC_HOME=.* is not a directory"):
+        steps.enter_home()
+    (tmp_path / "data").mkdir()
+    assert steps.enter_home() == {"directory": str(tmp_path / "data")}
+    assert Path.cwd() == tmp_path / "data"
+    monkeypatch.delenv("HAIPER_SYNC_HOME")
+    assert steps.enter_home() == {"directory": str(REPO_ROOT)}  # the checkout it runs from
+    monkeypatch.setattr(steps, "CHECKOUT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    assert steps.enter_home() == {"directory": str(tmp_path)}  # an installed package: stays
