@@ -96,8 +96,8 @@ def sync_creations(
             one ID per line), or one format for every file. CSV, Parquet and JSON manifests
             need a `creation_id` column; other columns are ignored.
         max_error_ratio: The run ends Failed (and emits `haiper-sync.run.failed`) when more
-            than this share of the IDs it handled errored (404s, refusals, unusable bodies);
-            0.2 by default. Their rows are kept either way.
+            than this share of the manifest's IDs errored in it (404s, refusals, unusable
+            bodies); 0.2 by default. Their rows are kept either way.
     """
     logger = get_run_logger()
     quiet_task_successes()
@@ -162,7 +162,7 @@ def sync_creations(
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
                 progress.advance(writer.write(chunk_no, rows))
-        check_error_ratio(run, progress.done, max_error_ratio)
+        check_error_ratio(run, max_error_ratio)
         if progress.done < plan.todo:
             record.note = (
                 f"request budget of {max_requests} spent: {plan.todo - progress.done} IDs left "

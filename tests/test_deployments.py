@@ -26,6 +26,7 @@ from deployments.config import PREFECT_YAML, REPO_ROOT, WORK_POOL, load_deployme
 from flows.orchestration import SECRET_BLOCK, SUMMARY_KEY
 from flows.sync import sync_creations
 from haiper_sync.simulator import creation_status, generate_ids
+from tests.netstubs import CannedServer, Reply
 
 BIN = Path(sys.executable).parent
 PULL_STEP = {"deployments.steps.enter_home": {}}
@@ -235,6 +236,8 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
         ArtifactFilterKey,
         DeploymentFilter,
         DeploymentFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
     )
 
     port = _free_port()
@@ -330,6 +333,19 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
         assert flow_run.state is not None and flow_run.state.is_completed(), (
             f"{flow_run.state}\n{processes.tail('worker', 80)}"
         )
+        # Its log, as the UI shows it: the progress line, no per-task success lines.
+        run_logs = _wait_for(
+            "the run's progress line",
+            lambda: [
+                log
+                for log in client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
+                )
+                if log.message.startswith("Progress: ")
+            ],
+            30,
+        )
+        assert run_logs[0].message.startswith(f"Progress: {len(ids)} of {len(ids)} IDs (100%)")
 
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
@@ -369,6 +385,49 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     assert key not in json.dumps(flow_run.parameters)
     assert flow_run.parameters["manifest"] == str(manifest)
     print(f"deploy → worker → completed run: {time.monotonic() - started:.1f}s")
+
+    # The nightly deployment runs on the same worker too (started by hand here).
+    nightly_db = tmp_path / "nightly.duckdb"
+    started_nightly = subprocess.run(
+        [
+            *(str(BIN / "prefect"), "deployment", "run", "sync-creations/nightly-sync"),
+            *("--param", f"manifest={manifest}", "--param", f"db_path={nightly_db}"),
+        ],
+        env=env, cwd=tmp_path, check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    # Its schedule has made runs for the nights ahead too: this one is the run just started.
+    nightly_id = uuid.UUID(started_nightly.stdout.split("UUID:")[1].split()[0])
+    with SyncPrefectClient(api_url) as client:
+        nightly_run = client.read_flow_run(nightly_id)
+        nightly_run = _wait_for(
+            "the nightly run",
+            lambda: (r := client.read_flow_run(nightly_run.id)).state.is_final() and r,  # type: ignore[union-attr]
+            180,
+            processes.tail("worker", 80),
+        )
+        assert nightly_run.state is not None and nightly_run.state.is_completed()
+
+    # The alert: a run with too many errored IDs ends Failed, and the automation that
+    # deployments.alerts creates notifies a webhook (a local one here).
+    with CannedServer(lambda request: Reply(status=204)) as hook:
+        subprocess.run(
+            [sys.executable, "-m", "deployments.alerts", "--webhook", f"{hook.url}/alert",
+             "--allow-private-urls"],
+            env=env, cwd=tmp_path, check=True, timeout=60,
+        )  # fmt: skip
+        bad = tmp_path / "bad.txt"
+        bad.write_text("\n".join(f"nf-{n}" for n in range(5)) + "\n")
+        subprocess.run(
+            [
+                *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
+                *("--param", f"manifest={bad}", "--param", f"db_path={tmp_path / 'bad.duckdb'}"),
+            ],
+            env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        posts = _wait_for("the alert", lambda: hook.requests, 120, processes.tail("server"))
+    alert = json.loads(posts[0].body)
+    assert posts[0].path == "/alert" and "bad.duckdb" in alert["subject"]
+    assert "5 of 5 IDs errored" in alert["body"] and "max_error_ratio" in alert["body"]
 
 
 def test_the_pull_step_starts_runs_in_the_home_the_worker_says(
