@@ -87,28 +87,10 @@ def build_task_runner(settings: Settings) -> Any:
     return ThreadPoolTaskRunner(max_workers=CHUNKS_IN_FLIGHT)
 
 
-def api_config(
-    settings: Settings,
-    *,
-    api_url: str,
-    concurrency: int,
-    rate_limit: int,
-    max_requests: int | None = None,
-) -> ApiConfig:
-    """The run's API config; concurrency, rate limit and budget split among fetching processes.
-
-    Each process (the flow's, or each Dask worker) has its own limiter and connection pool, so
-    the run as a whole stays within what it was given.
-    """
+def fetching_processes() -> int:
+    """How many processes send the run's requests: the Dask workers, else this one."""
     runner = _dask_runner()
-    processes = max(1, len(runner.client.scheduler_info().get("workers", {}))) if runner else 1
-    return ApiConfig.from_settings(
-        settings,
-        api_url=api_url,
-        concurrency=max(1, concurrency // processes),
-        rate_limit=max(1, rate_limit // processes),
-        max_requests=None if max_requests is None else max(1, max_requests // processes),
-    )
+    return max(1, len(runner.client.scheduler_info().get("workers", {}))) if runner else 1
 
 
 @contextmanager

@@ -15,15 +15,16 @@ from flows.orchestration import (
     ChunkWriter,
     RunProgress,
     ahead,
-    api_config,
     build_task_runner,
     check_error_ratio,
+    fetching_processes,
     new_run,
     quiet_task_successes,
     recorded,
     resolve_api_key,
     run_engine,
 )
+from haiper_sync.api.engine import ApiConfig
 from haiper_sync.settings import load_settings
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
@@ -109,12 +110,13 @@ def sync_creations(
     concurrency = concurrency or settings.concurrency
     rate_limit = rate_limit or settings.rate_limit
     api_key = resolve_api_key()
-    api = api_config(
+    api = ApiConfig.from_settings(
         settings,
         api_url=api_url,
         concurrency=concurrency,
         rate_limit=rate_limit,
         max_requests=max_requests or None,
+        processes=fetching_processes(),
     )
     requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
     lock_timeout = settings.lock_timeout

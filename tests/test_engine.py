@@ -92,3 +92,8 @@ def test_config_from_settings_carries_the_network_and_the_breaker() -> None:
     assert config.network.ca_bundle == "/etc/ca.pem"
     assert (config.breaker_threshold, config.breaker_seconds) == (4, 2.5)
     assert config.retry.max_attempts == 3 and config.timeouts.connect == 1.5
+    # Two Dask workers: each gets half, so the run as a whole stays within its limits.
+    split = ApiConfig.from_settings(
+        settings, api_url="u", concurrency=8, rate_limit=61, max_requests=5, processes=2
+    )
+    assert (split.concurrency, split.rate_limit, split.max_requests) == (4, 30, 2)

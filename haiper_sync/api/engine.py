@@ -61,12 +61,18 @@ class ApiConfig:
         concurrency: int,
         rate_limit: int,
         max_requests: int | None = None,
+        processes: int = 1,
     ) -> ApiConfig:
-        """The run's config: the flow's parameters, the rest from ``settings``."""
+        """The run's config: the flow's parameters, the rest from ``settings``.
+
+        With several fetching ``processes`` (Dask workers), each with its own limiter and
+        connection pool, concurrency, rate limit and budget are split evenly among them, so the
+        run as a whole stays within what it was given.
+        """
         return cls(
             api_url=api_url,
-            concurrency=concurrency,
-            rate_limit=rate_limit,
+            concurrency=max(1, concurrency // processes),
+            rate_limit=max(1, rate_limit // processes),
             rate_window=settings.rate_window,
             timeouts=Timeouts(
                 connect=settings.connect_timeout,
@@ -81,7 +87,7 @@ class ApiConfig:
             ),
             breaker_threshold=settings.breaker_threshold,
             breaker_seconds=settings.breaker_seconds,
-            max_requests=max_requests,
+            max_requests=None if max_requests is None else max(1, max_requests // processes),
         )
 
 

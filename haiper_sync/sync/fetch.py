@@ -10,7 +10,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Generic, Self, TypeVar
 
 from haiper_sync.api.client import Detail, HaiperClient, Sleep
 from haiper_sync.api.models import CreationDetail
@@ -46,21 +46,29 @@ class DetailOutcome:
     error: ErrorRecord | None = None
 
 
-@dataclass
-class StatusBatch:
-    """Status outcomes of one chunk, with the requests they cost."""
+Outcome = TypeVar("Outcome", StatusOutcome, DetailOutcome)
 
-    outcomes: list[StatusOutcome] = field(default_factory=list)
+
+@dataclass
+class _Batch(Generic[Outcome]):
+    """Outcomes of one chunk's requests of one kind, with the requests they cost."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
 
-    def plus(self, other: StatusBatch) -> StatusBatch:
+    def plus(self, other: Self) -> Self:
         """This batch and ``other`` as one."""
-        return StatusBatch(
+        return type(self)(
             self.outcomes + other.outcomes,
             self.requests + other.requests,
             self.retries + other.retries,
         )
+
+
+@dataclass
+class StatusBatch(_Batch[StatusOutcome]):
+    """Status outcomes of one chunk, with the requests they cost."""
 
     def succeeded(self) -> list[str]:
         """IDs whose status is ``succeed``: the only ones with a detail to fetch."""
@@ -68,20 +76,8 @@ class StatusBatch:
 
 
 @dataclass
-class DetailBatch:
+class DetailBatch(_Batch[DetailOutcome]):
     """Detail outcomes of one chunk, with the requests they cost."""
-
-    outcomes: list[DetailOutcome] = field(default_factory=list)
-    requests: int = 0
-    retries: int = 0
-
-    def plus(self, other: DetailBatch) -> DetailBatch:
-        """This batch and ``other`` as one."""
-        return DetailBatch(
-            self.outcomes + other.outcomes,
-            self.requests + other.requests,
-            self.retries + other.retries,
-        )
 
 
 def _now() -> datetime:
