@@ -1,58 +1,121 @@
-"""Every tunable of haiper-sync in one place, read from the environment (``HAIPER_*``)."""
+"""Every tunable of haiper-sync in one place, read from the environment (``HAIPER_*``).
+
+Each default and bound is written here once: the API client, the engine, the store, the CLI's
+checks and the flow's parameters read them from `Settings` (`DEFAULTS`, `bounds`), and the
+README's settings table is tested against this model.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Final, Literal
 
-from pydantic import Field, SecretStr
+import annotated_types
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_API_URL = "https://api.haiper.ai"
-DEFAULT_DB = "haiper.duckdb"
-# The API's documented default quota; configurable because Haiper raises it on request.
-DEFAULT_RATE_LIMIT = 500
+from haiper_sync.errors import ConfigError
+
+ENV_PREFIX = "HAIPER_"
 # The Prefect Secret block a flow reads the key from when HAIPER_API_KEY is not set.
 SECRET_BLOCK = "haiper-api-key"
+NO_API_KEY = (
+    f"no API key: export HAIPER_API_KEY or create the Prefect Secret block {SECRET_BLOCK!r}"
+)
+
+ManifestFormat = Literal["auto", "lines", "csv", "parquet", "json"]
+Strategy = Literal["status-first", "detail-first"]
+TaskRunnerKind = Literal["threads", "dask"]
+HttpBackend = Literal["aiohttp", "httpx"]
 
 
 class Settings(BaseSettings):
-    """Runtime settings; environment variables override the defaults."""
+    """Runtime settings; environment variables (``HAIPER_<NAME>``) override the defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="HAIPER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    api_key: SecretStr | None = None
-    api_url: str = DEFAULT_API_URL
-    db: str = DEFAULT_DB
-    concurrency: int = Field(default=16, ge=1, le=256)
-    rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, ge=1, description="requests per minute")
+    api_key: SecretStr | None = Field(
+        default=None, description="the API key (else the Prefect Secret block haiper-api-key)"
+    )
+    api_url: str = Field(default="https://api.haiper.ai", description="the API's base URL")
+    db: str = Field(default="haiper.duckdb", description="the DuckDB file")
+    concurrency: int = Field(default=16, ge=1, le=256, description="requests in flight at once")
+    # The API's documented default quota; configurable because Haiper raises it on request.
+    rate_limit: int = Field(default=500, ge=1, le=1_000_000, description="requests per minute")
     # The API's quota window. Only tests shrink it (with the simulator's) to see many windows.
-    rate_window: float = Field(default=60.0, gt=0)
-    # IDs per chunk; 0: sized from the rate limit (see `manifest.auto_chunk_size`).
-    chunk_size: int = Field(default=0, ge=0, le=10_000)
+    rate_window: float = Field(default=60.0, gt=0, description="seconds of the quota window")
+    chunk_size: int = Field(
+        default=0, ge=0, le=10_000, description="IDs per task run; 0: sized from the rate limit"
+    )
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
-    max_chunks: int = Field(default=500, ge=1)
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    max_retry_after: float = Field(default=60.0, ge=0)
+    max_chunks: int = Field(default=500, ge=1, description="most task runs (chunks) in a run")
+    max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per request")
+    max_retry_after: float = Field(
+        default=60.0, ge=0, description="longest Retry-After honoured, seconds (longer: defer)"
+    )
     # Consecutive failed requests (refused, DNS, TLS, timeouts, 5xx), over at least
     # breaker_seconds with no success, that stop a run as "API unreachable".
-    breaker_threshold: int = Field(default=10, ge=1)
-    breaker_seconds: float = Field(default=5.0, ge=0)
+    breaker_threshold: int = Field(
+        default=10, ge=1, description="failed requests in a row that stop the run"
+    )
+    breaker_seconds: float = Field(default=5.0, ge=0, description="over at least this many seconds")
     # The network: an explicit proxy (else HTTP(S)_PROXY / ALL_PROXY / NO_PROXY), a CA bundle
     # (else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's), and the transport under httpx.
-    proxy: str | None = None
-    ca_bundle: str | None = None
-    http_backend: Literal["aiohttp", "httpx"] = "aiohttp"
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    request_deadline: float = 60.0
-    lock_timeout: float = Field(default=60.0, ge=0, description="seconds to wait for the DB lock")
+    proxy: str | None = Field(default=None, description="proxy URL (else HTTP(S)_PROXY)")
+    ca_bundle: str | None = Field(default=None, description="CA bundle file (else SSL_CERT_FILE)")
+    http_backend: HttpBackend = Field(default="aiohttp", description="transport under httpx")
+    connect_timeout: float = Field(default=5.0, gt=0, description="connect timeout, seconds")
+    read_timeout: float = Field(default=30.0, gt=0, description="idle read timeout, seconds")
+    request_deadline: float = Field(
+        default=60.0, gt=0, description="deadline of one whole request, seconds"
+    )
+    lock_timeout: float = Field(
+        default=60.0, ge=0, description="seconds to wait for the DuckDB file or sync lock"
+    )
     # Where fetching runs: Prefect's thread pool in the flow process, or a Dask cluster
     # (a LocalCluster of `dask_workers` processes, or the scheduler at `dask_address`).
-    task_runner: Literal["threads", "dask"] = "threads"
-    dask_address: str | None = None
-    dask_workers: int = Field(default=2, ge=1, le=256)
+    task_runner: TaskRunnerKind = Field(default="threads", description="threads or dask")
+    dask_address: str | None = Field(default=None, description="a Dask scheduler's address")
+    dask_workers: int = Field(default=2, ge=1, le=256, description="LocalCluster processes")
+
+
+# The defaults as an instance (no environment read): `DEFAULTS.concurrency` is 16.
+DEFAULTS: Final = Settings.model_construct()
+
+
+def bounds(name: str) -> tuple[Any, Any]:
+    """The inclusive ``(low, high)`` a setting must lie in (None where unbounded)."""
+    low = high = None
+    for rule in Settings.model_fields[name].metadata:
+        if isinstance(rule, annotated_types.Ge):
+            low = rule.ge
+        elif isinstance(rule, annotated_types.Le):
+            high = rule.le
+    return low, high
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a setting."""
+    return ENV_PREFIX + name.upper()
+
+
+def range_message(source: str, name: str, value: object) -> str:
+    """One line saying ``value`` of ``source`` is outside the bounds of setting ``name``."""
+    low, high = bounds(name)
+    if high is None:
+        return f"{source} must be at least {low:,} (got {value})"
+    return f"{source} must be between {low:,} and {high:,} (got {value})"
 
 
 def load_settings() -> Settings:
-    """Read settings from the environment."""
-    return Settings()
+    """The ``HAIPER_*`` settings, or a one-line `ConfigError` naming the variable that is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        if not first["loc"]:
+            raise ConfigError(f"HAIPER_*: {first['msg']}") from None
+        name = str(first["loc"][0])
+        value = first.get("input")
+        if first["type"] in ("greater_than_equal", "less_than_equal"):
+            raise ConfigError(range_message(env_name(name), name, value)) from None
+        raise ConfigError(f"{env_name(name)}: {first['msg']} (got {value!r})") from None

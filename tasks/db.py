@@ -10,10 +10,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from haiper_sync.errors import DatabaseLocked
+from haiper_sync.settings import ManifestFormat
 from haiper_sync.store import connection, runs
 from haiper_sync.store.spill import ingest_spills, spill_run_end
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.plan import ManifestFormat, Plan, plan_run
+from haiper_sync.sync.plan import Plan, plan_run
 
 
 @task(cache_policy=NO_CACHE)

@@ -14,9 +14,7 @@ import time
 from collections.abc import Callable
 
 from haiper_sync.errors import ApiUnreachable
-
-DEFAULT_THRESHOLD = 10
-DEFAULT_MIN_SECONDS = 5.0
+from haiper_sync.settings import DEFAULTS
 
 
 class CircuitBreaker:
@@ -26,8 +24,8 @@ class CircuitBreaker:
         self,
         api_url: str,
         *,
-        threshold: int = DEFAULT_THRESHOLD,
-        min_seconds: float = DEFAULT_MIN_SECONDS,
+        threshold: int = DEFAULTS.breaker_threshold,
+        min_seconds: float = DEFAULTS.breaker_seconds,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if threshold < 1:

@@ -29,6 +29,7 @@ from haiper_sync.errors import (
     TransportFailed,
     Unauthorized,
 )
+from haiper_sync.settings import DEFAULTS
 
 # Enough of a body to diagnose it in sync_errors without storing megabytes of HTML.
 MAX_KEPT_BODY = 4_000
@@ -41,9 +42,9 @@ USER_AGENT = "haiper-sync/0.1"
 class Timeouts:
     """Connect and idle-read timeouts, and a whole-request deadline (so trickling can't hang us)."""
 
-    connect: float = 5.0
-    read: float = 30.0
-    deadline: float = 60.0
+    connect: float = DEFAULTS.connect_timeout
+    read: float = DEFAULTS.read_timeout
+    deadline: float = DEFAULTS.request_deadline
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class HaiperClient:
         api_url: str,
         api_key: SecretStr,
         *,
-        concurrency: int = 16,
+        concurrency: int = DEFAULTS.concurrency,
         limiter: RateLimiter | None = None,
         breaker: CircuitBreaker | None = None,
         budget: RequestBudget | None = None,

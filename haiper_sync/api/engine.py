@@ -21,14 +21,14 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
-from haiper_sync.api.breaker import DEFAULT_MIN_SECONDS, DEFAULT_THRESHOLD, CircuitBreaker
+from haiper_sync.api.breaker import CircuitBreaker
 from haiper_sync.api.budget import RequestBudget
 from haiper_sync.api.client import HaiperClient, Timeouts
 from haiper_sync.api.network import Network
 from haiper_sync.api.ratelimit import RateLimiter
 from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import HaiperSyncError
-from haiper_sync.settings import Settings
+from haiper_sync.settings import DEFAULTS, Settings
 
 T = TypeVar("T")
 
@@ -42,14 +42,14 @@ class ApiConfig:
     """Everything needed to talk to the API except the key (safe to log, pickle, persist)."""
 
     api_url: str
-    concurrency: int = 16
-    rate_limit: int = 500
-    rate_window: float = 60.0
+    concurrency: int = DEFAULTS.concurrency
+    rate_limit: int = DEFAULTS.rate_limit
+    rate_window: float = DEFAULTS.rate_window
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     network: Network = field(default_factory=Network)
-    breaker_threshold: int = DEFAULT_THRESHOLD
-    breaker_seconds: float = DEFAULT_MIN_SECONDS
+    breaker_threshold: int = DEFAULTS.breaker_threshold
+    breaker_seconds: float = DEFAULTS.breaker_seconds
     max_requests: int | None = None  # the run's request budget (None: no budget)
 
     @classmethod

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from haiper_sync.settings import DEFAULTS
+
 
 class Slot:
     """One request's place in the window; `RateLimiter.complete` moves it to the answer's time."""
@@ -30,7 +32,7 @@ class RateLimiter:
     def __init__(
         self,
         rate: int,
-        window: float = 60.0,
+        window: float = DEFAULTS.rate_window,
         *,
         margin: float | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from haiper_sync import errors
+from haiper_sync.settings import DEFAULTS
 
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Nothing else can succeed either: the key is refused, or the API cannot be reached at all.
@@ -39,10 +40,10 @@ class Decision:
 class RetryPolicy:
     """Exponential backoff with jitter, bounded in attempts and in honoured Retry-After."""
 
-    max_attempts: int = 5
+    max_attempts: int = DEFAULTS.max_attempts
     base_delay: float = 0.5
     max_delay: float = 30.0
-    max_retry_after: float = 60.0
+    max_retry_after: float = DEFAULTS.max_retry_after
     jitter: float = 0.5
 
     def backoff(self, attempt: int, draw: float) -> float:

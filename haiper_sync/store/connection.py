@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from haiper_sync.errors import DatabaseLocked, SchemaError
+from haiper_sync.settings import DEFAULTS
 from haiper_sync.store.migrations import migrate
 
 # New files are written in the storage format of DuckDB 1.4, which the DuckDB shells analysts
@@ -34,7 +35,7 @@ def connect(
     path: str | Path,
     *,
     read_only: bool = False,
-    timeout: float = 60.0,
+    timeout: float = DEFAULTS.lock_timeout,
     on_wait: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -77,7 +78,7 @@ def open_database(
     path: str | Path,
     *,
     read_only: bool = False,
-    timeout: float = 60.0,
+    timeout: float = DEFAULTS.lock_timeout,
     on_wait: Callable[[str], None] | None = None,
     migrate_schema: bool = True,
     init_existing: bool = False,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.errors import ConfigError, ManifestError
+from haiper_sync.settings import ManifestFormat
 from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
 from haiper_sync.store.sql import scalar
 
@@ -31,8 +32,6 @@ _LINES = pa.schema(
     [("line_no", pa.int64()), ("raw", pa.string()), ("file_no", pa.int32()), ("seq", pa.int64())]
 )
 
-
-ManifestFormat = Literal["auto", "lines", "csv", "parquet", "json"]
 # The column structured manifests must have; other columns are ignored.
 ID_COLUMN = "creation_id"
 _BY_SUFFIX: dict[str, ManifestFormat] = {
