@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from cli.output import fail
 from haiper_sync.analyst import queries
 from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
 from haiper_sync.settings import load_settings
-
-
-def _fail(message: str) -> int:
-    print(f"haiper-sync: {message}", file=sys.stderr)
-    return 1
 
 
 def _db(args: argparse.Namespace) -> str:
@@ -27,7 +22,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         with queries.open_readonly(_db(args), timeout=args.wait) as con:
             result = queries.run_query(con, args.sql)
     except HaiperSyncError as error:
-        return _fail(str(error))
+        return fail(str(error))
     if result.columns:
         print(render(result.columns, result.rows, args.format))
     return 0
@@ -40,7 +35,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         with queries.open_readonly(db, timeout=args.wait) as con:
             report = queries.build_status(con, db)
     except HaiperSyncError as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(queries.format_status(report))
     return 0
 
@@ -51,7 +46,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         with queries.open_readonly(_db(args), timeout=args.wait) as con:
             files = queries.export(con, args.out, args.format)
     except HaiperSyncError as error:
-        return _fail(str(error))
+        return fail(str(error))
     width = max((len(str(f.path)) for f in files), default=0)
     print(f"wrote {len(files)} {args.format} files to {args.out}")
     for f in files:

@@ -4,88 +4,42 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import duckdb
-from pydantic import ValidationError
 
 from haiper_sync.errors import ConfigError, ForeignDatabase
-from haiper_sync.settings import SECRET_BLOCK, Settings, load_settings
+from haiper_sync.settings import NO_API_KEY, env_name, load_settings
 from haiper_sync.store.migrations import refuse_foreign
-from haiper_sync.sync.plan import check_manifest, parse_age
+from haiper_sync.sync.options import SyncOptions, resolve
+from haiper_sync.sync.plan import check_manifest
 
-# The flow's parameter bounds (flows/sync.py), checked here so a mistake costs no server start.
-BOUNDS = {"concurrency": (1, 256), "rate_limit": (1, 1_000_000), "chunk_size": (0, 10_000)}
-
-
-def settings_or_fail() -> Settings:
-    """The ``HAIPER_*`` settings, or a one-line `ConfigError` naming the variable that is wrong."""
-    try:
-        return load_settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        name = "HAIPER_" + str(first["loc"][0]).upper() if first["loc"] else "HAIPER_*"
-        raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+# The flags whose names differ from the option they set.
+_FLAGS = {"db_path": "--db"}
 
 
-def _choose(args: argparse.Namespace, name: str, settings: Settings) -> tuple[Any, str]:
-    """The flag's value if given (0 included), else the setting's; and where it came from."""
-    value = getattr(args, name)
-    if value is not None:
-        return value, "--" + name.replace("_", "-")
-    return getattr(settings, name), "HAIPER_" + name.upper()
+def flag(option: str) -> str:
+    """The ``sync`` flag that sets ``option``."""
+    return _FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
-def sync_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The flow's parameters for ``haiper-sync sync``, checked; `ConfigError` on a mistake."""
+def sync_options(args: argparse.Namespace) -> SyncOptions:
+    """The run's options for ``haiper-sync sync``, checked; `ConfigError` on a mistake."""
     check_manifest(args.manifest, args.manifest_format)
-    settings = settings_or_fail()
-    params: dict[str, Any] = {
-        "manifest": args.manifest,
-        "refresh": args.refresh,
-        "init_existing": args.init_existing,
-        "strategy": args.strategy,
-        "recheck_all": args.recheck_all,
-        "refresh_older_than": args.refresh_older_than or "",
-        "manifest_format": args.manifest_format,
-        "max_error_ratio": args.max_error_ratio,
-    }
-    if args.refresh_older_than is not None:
-        try:
-            parse_age(args.refresh_older_than)
-        except ConfigError as error:
-            raise ConfigError(f"--refresh-older-than: {error}") from None
-    for name, (low, high) in BOUNDS.items():
-        value, source = _choose(args, name, settings)
-        if not low <= value <= high:
-            raise ConfigError(f"{source} must be between {low:,} and {high:,} (got {value})")
-        params[name] = value
-    if not 0 <= args.max_error_ratio <= 1:
-        raise ConfigError(f"--max-error-ratio must be between 0 and 1 (got {args.max_error_ratio})")
-    if args.max_requests is not None and args.max_requests < 1:
-        raise ConfigError(f"--max-requests must be at least 1 (got {args.max_requests})")
-    params["max_requests"] = args.max_requests or 0
-    params["api_url"], source = _choose(args, "api_url", settings)
-    url = urlsplit(params["api_url"])
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigError(
-            f"{source} must be an http(s) URL such as https://api.haiper.ai "
-            f"(got {params['api_url']!r})"
-        )
-    params["db_path"], source = _choose(args, "db", settings)
-    check_db_path(Path(params["db_path"]), source)
-    if not args.init_existing:
-        check_not_foreign(Path(params["db_path"]))
+    settings = load_settings()
+    given = {field.name: getattr(args, field.name, None) for field in fields(SyncOptions)}
+    given["db_path"] = args.db
+    options = resolve(given, settings=settings, label=flag)
+    source = flag("db_path") if args.db is not None else env_name("db")
+    check_db_path(Path(options.db_path), source)
+    if not options.init_existing:
+        check_not_foreign(Path(options.db_path))
     if not (settings.api_key and settings.api_key.get_secret_value()) and not os.environ.get(
         "PREFECT_API_URL"
     ):
-        raise ConfigError(
-            "no API key: export HAIPER_API_KEY (or, with a Prefect server, create its Secret "
-            f"block {SECRET_BLOCK!r})"
-        )
-    return params
+        raise ConfigError(NO_API_KEY)
+    return options
 
 
 def check_db_path(path: Path, source: str) -> None:

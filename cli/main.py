@@ -14,27 +14,25 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from cli.analyst import add_commands as add_analyst_commands
-from cli.checks import sync_parameters
+from cli.checks import sync_options
+from cli.output import fail
 from haiper_sync.analyst.queries import DEMO_DB, status_counts
 from haiper_sync.analyst.render import render
 from haiper_sync.errors import HaiperSyncError
+from haiper_sync.settings import DEFAULTS, ManifestFormat, Strategy
 from haiper_sync.simulator import SimulatorConfig, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
 from haiper_sync.simulator.__main__ import config_from_args, serve_from_args
 from haiper_sync.store import connection
 from haiper_sync.sync import progress
+from haiper_sync.sync.options import flow_parameters
 from haiper_sync.sync.plan import manifest_files
 
 DEMO_KEY = "sim-demo-key"
 DEMO_MANIFEST = "haiper-demo-manifest.txt"
-
-
-def _fail(message: str) -> int:
-    print(f"haiper-sync: {message}", file=sys.stderr)
-    return 1
 
 
 def _prefect_env() -> None:
@@ -48,7 +46,7 @@ def run_sync(parameters: dict[str, Any]) -> int:
     try:
         manifest_files(parameters["manifest"], parameters.get("manifest_format", "auto"))
     except HaiperSyncError as error:
-        return _fail(str(error))
+        return fail(str(error))
     _prefect_env()
     from flows import sync_creations
 
@@ -59,7 +57,7 @@ def run_sync(parameters: dict[str, Any]) -> int:
     if not state.is_completed():
         outcome = state.result(raise_on_failure=False)
         reason = str(outcome) if isinstance(outcome, BaseException) else state.message
-        return _fail(f"sync failed: {reason}")
+        return fail(f"sync failed: {reason}")
     summary = state.result()
     print(summary.text())
     _print_status_counts(parameters["db_path"])
@@ -121,7 +119,7 @@ def _print_status_counts(db_path: str) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     """``haiper-sync sync``."""
     if args.manifest != "-":
-        return run_sync(sync_parameters(args))
+        return run_sync(flow_parameters(sync_options(args)))
     # `--manifest -`: standard input, kept in a file for the run (the flow reads a path).
     suffix = {"csv": ".csv", "parquet": ".parquet", "json": ".json"}.get(
         args.manifest_format, ".txt"
@@ -129,7 +127,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="haiper-stdin-") as folder:
         args.manifest = str(Path(folder) / f"stdin{suffix}")
         Path(args.manifest).write_bytes(sys.stdin.buffer.read())
-        return run_sync(sync_parameters(args))
+        return run_sync(flow_parameters(sync_options(args)))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -157,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "manifest": str(manifest),
                 "db_path": args.db,
                 "api_url": sim.url,
-                "concurrency": 16,
+                "concurrency": DEFAULTS.concurrency,
                 "rate_limit": 100_000,
                 "refresh": False,
                 "chunk_size": 50,
@@ -180,7 +178,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as error:
-        return _fail(str(error))
+        return fail(str(error))
     serve_from_args(args, config, "Simulated Haiper API on {url} (Ctrl-C to stop)")
     return 0
 
@@ -209,14 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--manifest-format",
-        choices=["auto", "lines", "csv", "parquet", "json"],
+        choices=get_args(ManifestFormat),
         default="auto",
         help="auto (default): by extension (.csv .tsv .parquet .json .ndjson .jsonl), else lines",
     )
-    sync.add_argument("--db", help="DuckDB file (default: $HAIPER_DB or haiper.duckdb)")
+    sync.add_argument("--db", help=f"DuckDB file (default: $HAIPER_DB or {DEFAULTS.db})")
     sync.add_argument("--api-url", help="API base URL (default: $HAIPER_API_URL or Haiper's)")
-    sync.add_argument("--concurrency", type=int, help="requests in flight (default 16)")
-    sync.add_argument("--rate-limit", type=int, help="requests per minute (default 500)")
+    sync.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"requests in flight (default: $HAIPER_CONCURRENCY or {DEFAULTS.concurrency})",
+    )
+    sync.add_argument(
+        "--rate-limit",
+        type=int,
+        help=f"requests per minute (default: $HAIPER_RATE_LIMIT or {DEFAULTS.rate_limit})",
+    )
     sync.add_argument(
         "--chunk-size", type=int, help="IDs per task run (default: from the rate limit, 250-1,000)"
     )
@@ -230,9 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument(
         "--max-error-ratio",
         type=float,
-        default=0.2,
         metavar="SHARE",
-        help="fail the run when more than this share of its IDs errored (default 0.2)",
+        help="fail the run when more than this share of its IDs errored "
+        f"(default: $HAIPER_MAX_ERROR_RATIO or {DEFAULTS.max_error_ratio})",
     )
     sync.add_argument(
         "--recheck-all",
@@ -241,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--strategy",
-        choices=["status-first", "detail-first"],
+        choices=get_args(Strategy),
         default="status-first",
         help="detail-first asks IDs never seen before for their detail directly: one request "
         "instead of two for a creation that succeeded, two instead of one for any other",
@@ -292,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except HaiperSyncError as error:
-        return _fail(str(error))
+        return fail(str(error))
     except KeyboardInterrupt:
         return 130
     return code

@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import glob
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from prefect import flow, get_run_logger, runtime
+from prefect import flow, runtime
 from pydantic import Field
 
-from flows.orchestration import (
-    ChunkWriter,
-    RunProgress,
-    ahead,
-    build_task_runner,
-    check_error_ratio,
-    fetching_processes,
-    new_run,
-    quiet_task_successes,
-    recorded,
-    resolve_api_key,
-    run_engine,
-)
-from haiper_sync.api.engine import ApiConfig
-from haiper_sync.settings import load_settings
-from haiper_sync.store.lock import sync_lock
+from flows.engine import build_task_runner, resolve_api_key, run_engine
+from flows.reporting import sync_run
+from haiper_sync.settings import DEFAULTS, ManifestFormat, Strategy, bounds, load_settings
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks, parse_age
+from haiper_sync.sync.options import given_by_flow, resolve
+from haiper_sync.sync.plan import iter_chunks
+from haiper_sync.sync.run import ahead
 from tasks import fetch_chunk, prepare_sync
+
+# The UI form's bounds are the settings' own; 0 (or "") leaves a value to HAIPER_* or the default.
+MOST = {name: bounds(name)[1] for name in ("concurrency", "rate_limit", "chunk_size")}
 
 
 def _run_name() -> str:
@@ -49,17 +40,17 @@ def sync_creations(
     manifest: str,
     db_path: str = "",
     api_url: str = "",
-    concurrency: Annotated[int, Field(ge=0, le=256)] = 0,
+    concurrency: Annotated[int, Field(ge=0, le=MOST["concurrency"])] = 0,
     refresh: bool = False,
-    rate_limit: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
-    chunk_size: Annotated[int, Field(ge=0, le=10_000)] = 0,
+    rate_limit: Annotated[int, Field(ge=0, le=MOST["rate_limit"])] = 0,
+    chunk_size: Annotated[int, Field(ge=0, le=MOST["chunk_size"])] = 0,
     init_existing: bool = False,
     max_requests: Annotated[int, Field(ge=0)] = 0,
-    strategy: Literal["status-first", "detail-first"] = "status-first",
+    strategy: Strategy = "status-first",
     recheck_all: bool = False,
     refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
-    manifest_format: Literal["auto", "lines", "csv", "parquet", "json"] = "auto",
-    max_error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.2,
+    manifest_format: ManifestFormat = "auto",
+    max_error_ratio: Annotated[float, Field(ge=0, le=1)] = DEFAULTS.max_error_ratio,
 ) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -100,62 +91,14 @@ def sync_creations(
             than this share of the manifest's IDs errored in it (404s, refusals, unusable
             bodies); 0.2 by default. Their rows are kept either way.
     """
-    logger = get_run_logger()
-    quiet_task_successes()
-    settings = load_settings()
-    # A parameter left at its default falls back to the HAIPER_* environment of the process
-    # that runs the flow (CLI, worker, serve), then to the built-in default.
-    db_path = db_path or settings.db
-    api_url = api_url or settings.api_url
-    concurrency = concurrency or settings.concurrency
-    rate_limit = rate_limit or settings.rate_limit
+    options = resolve(given_by_flow(locals()))
     api_key = resolve_api_key()
-    api = ApiConfig.from_settings(
-        settings,
-        api_url=api_url,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
-        max_requests=max_requests or None,
-        processes=fetching_processes(),
-    )
-    requested_size = chunk_size or settings.chunk_size or auto_chunk_size(rate_limit)
-    lock_timeout = settings.lock_timeout
-    run = new_run(manifest, refresh, str(runtime.flow_run.id or "") or None)
-    writer = ChunkWriter(db_path, run, lock_timeout, logger)
-    with (
-        sync_lock(db_path, timeout=lock_timeout, on_wait=logger.warning),
-        tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
-        recorded(db_path, run, lock_timeout, logger) as record,
-    ):
+    with sync_run(options) as run:
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
-        plan = prepare_sync(
-            db_path,
-            run,
-            todo_path=Path(work) / "todo.parquet",
-            chunk_size=requested_size,
-            lock_timeout=lock_timeout,
-            init_existing=init_existing,
-            manifest_format=manifest_format,
-            recheck_all=recheck_all,
-            refresh_older_than=parse_age(refresh_older_than) if refresh_older_than else None,
-        )
-        size = chunk_size_for(plan.todo, requested_size, settings.max_chunks)
-        logger.info(
-            "Manifest: %d IDs (%d rejected, %d already finished, %d not due yet); "
-            "%d to sync in chunks of %d",
-            plan.ids_in_manifest,
-            plan.ids_rejected,
-            plan.ids_skipped,
-            plan.ids_not_due,
-            plan.todo,
-            size,
-        )
-        run.add(plan.counts())
-        plan.check_not_empty(manifest)
-        progress = RunProgress(run, plan.todo, logger)
-        with run_engine(api, api_key) as engine:
+        plan = run.planned(prepare_sync(options, run.summary, todo_path=run.todo_path))
+        with run_engine(options, api_key) as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
-            chunks = iter_chunks(plan.todo_path, size, detail_first=strategy == "detail-first")
+            chunks = iter_chunks(plan.todo_path, run.chunk_size, detail_first=options.detail_first)
             fetched = (
                 (chunk_no, fetch_chunk.submit(chunk, engine, run.run_id, chunk_no))
                 for chunk_no, chunk in enumerate(chunks)
@@ -163,12 +106,6 @@ def sync_creations(
             )
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
-                progress.advance(writer.write(chunk_no, rows))
-        check_error_ratio(run, max_error_ratio)
-        if progress.done < plan.todo:
-            record.note = (
-                f"request budget of {max_requests} spent: {plan.todo - progress.done} IDs left "
-                "for the next run"
-            )
-    logger.info("Done: %s", record.summary.headline())
-    return record.summary
+                run.write(chunk_no, rows.result())
+        run.finish()
+    return run.summary

@@ -15,6 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from haiper_sync.summary import RunCounts
+
 
 @dataclass(frozen=True)
 class CreationRow:
@@ -94,7 +96,7 @@ class ChunkRows:
     outputs: list[OutputRow] = field(default_factory=list)
     statuses: list[StatusRow] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: RunCounts = field(default_factory=RunCounts)
 
 
 _ARROW_TYPES: dict[Any, pa.DataType] = {

@@ -34,48 +34,93 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     api_key: SecretStr | None = Field(
-        default=None, description="the API key (else the Prefect Secret block haiper-api-key)"
+        default=None, description="API key; else the Prefect Secret block `haiper-api-key`"
     )
-    api_url: str = Field(default="https://api.haiper.ai", description="the API's base URL")
-    db: str = Field(default="haiper.duckdb", description="the DuckDB file")
-    concurrency: int = Field(default=16, ge=1, le=256, description="requests in flight at once")
+    api_url: str = Field(
+        default="https://api.haiper.ai", description="API base URL (or the simulator's)"
+    )
+    db: str = Field(default="haiper.duckdb", description="DuckDB file")
+    concurrency: int = Field(default=16, ge=1, le=256, description="requests in flight")
     # The API's documented default quota; configurable because Haiper raises it on request.
-    rate_limit: int = Field(default=500, ge=1, le=1_000_000, description="requests per minute")
+    rate_limit: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="requests per minute (the API's default quota)",
+    )
     # The API's quota window. Only tests shrink it (with the simulator's) to see many windows.
-    rate_window: float = Field(default=60.0, gt=0, description="seconds of the quota window")
+    rate_window: float = Field(
+        default=60.0, gt=0, description="seconds of the quota window (tests shrink it)"
+    )
     chunk_size: int = Field(
-        default=0, ge=0, le=10_000, description="IDs per task run; 0: sized from the rate limit"
+        default=0,
+        ge=0,
+        le=10_000,
+        description="IDs per task run; 0 sizes it from the rate limit (250 at 500/min, up to "
+        "1,000); grown so a run has at most `HAIPER_MAX_CHUNKS` chunks",
     )
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
     max_chunks: int = Field(default=500, ge=1, description="most task runs (chunks) in a run")
-    max_attempts: int = Field(default=5, ge=1, le=20, description="attempts per request")
+    max_error_ratio: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="a run where more than this share of the manifest's IDs errored fails",
+    )
+    lock_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        description="seconds to wait for a DuckDB file another process holds, or another sync",
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="attempts per request before the ID is deferred to the next run",
+    )
     max_retry_after: float = Field(
-        default=60.0, ge=0, description="longest Retry-After honoured, seconds (longer: defer)"
+        default=60.0, ge=0, description="longest `Retry-After` honoured; longer defers the ID"
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="connect timeout, seconds")
+    read_timeout: float = Field(default=30.0, gt=0, description="idle read timeout, seconds")
+    request_deadline: float = Field(
+        default=60.0, gt=0, description="deadline of a whole request, seconds"
     )
     # Consecutive failed requests (refused, DNS, TLS, timeouts, 5xx), over at least
     # breaker_seconds with no success, that stop a run as "API unreachable".
     breaker_threshold: int = Field(
-        default=10, ge=1, description="failed requests in a row that stop the run"
+        default=10,
+        ge=1,
+        description='failed requests in a row that stop a run as "API unreachable"',
     )
-    breaker_seconds: float = Field(default=5.0, ge=0, description="over at least this many seconds")
+    breaker_seconds: float = Field(
+        default=5.0, ge=0, description="... when they span at least this many seconds"
+    )
     # The network: an explicit proxy (else HTTP(S)_PROXY / ALL_PROXY / NO_PROXY), a CA bundle
     # (else SSL_CERT_FILE / SSL_CERT_DIR, else certifi's), and the transport under httpx.
-    proxy: str | None = Field(default=None, description="proxy URL (else HTTP(S)_PROXY)")
-    ca_bundle: str | None = Field(default=None, description="CA bundle file (else SSL_CERT_FILE)")
-    http_backend: HttpBackend = Field(default="aiohttp", description="transport under httpx")
-    connect_timeout: float = Field(default=5.0, gt=0, description="connect timeout, seconds")
-    read_timeout: float = Field(default=30.0, gt=0, description="idle read timeout, seconds")
-    request_deadline: float = Field(
-        default=60.0, gt=0, description="deadline of one whole request, seconds"
+    proxy: str | None = Field(
+        default=None,
+        description="proxy URL for the API; else `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / "
+        "`NO_PROXY`",
     )
-    lock_timeout: float = Field(
-        default=60.0, ge=0, description="seconds to wait for the DuckDB file or sync lock"
+    ca_bundle: str | None = Field(
+        default=None,
+        description="PEM file of CA certificates to trust; else `SSL_CERT_FILE`, else `certifi`'s",
+    )
+    http_backend: HttpBackend = Field(
+        default="aiohttp",
+        description="the transport under httpx: `aiohttp` (httpx-aiohttp) or `httpx`",
     )
     # Where fetching runs: Prefect's thread pool in the flow process, or a Dask cluster
     # (a LocalCluster of `dask_workers` processes, or the scheduler at `dask_address`).
-    task_runner: TaskRunnerKind = Field(default="threads", description="threads or dask")
-    dask_address: str | None = Field(default=None, description="a Dask scheduler's address")
-    dask_workers: int = Field(default=2, ge=1, le=256, description="LocalCluster processes")
+    task_runner: TaskRunnerKind = Field(
+        default="threads",
+        description="`dask` runs the fetching on a Dask cluster (docs/performance.md)",
+    )
+    dask_address: str | None = Field(default=None, description="an existing Dask scheduler")
+    dask_workers: int = Field(
+        default=2, ge=1, le=256, description="processes of a local Dask cluster"
+    )
 
 
 # The defaults as an instance (no environment read): `DEFAULTS.concurrency` is 16.
@@ -106,6 +151,28 @@ def range_message(source: str, name: str, value: object) -> str:
     return f"{source} must be between {low:,} and {high:,} (got {value})"
 
 
+def _shown(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
+
+
+def settings_table() -> str:
+    """The README's table of every ``HAIPER_*`` setting, from the model itself."""
+    lines = ["| environment | default | range | meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        low, high = bounds(name)
+        span = "" if low is None else f"{low:,} to {high:,}" if high is not None else f"≥ {low:,}"
+        if not span and any(isinstance(rule, annotated_types.Gt) for rule in field.metadata):
+            span = "> 0"
+        lines.append(
+            f"| `{env_name(name)}` | {_shown(field.default)} | {span} | {field.description} |"
+        )
+    return "\n".join(lines)
+
+
 def load_settings() -> Settings:
     """The ``HAIPER_*`` settings, or a one-line `ConfigError` naming the variable that is wrong."""
     try:
@@ -119,3 +186,8 @@ def load_settings() -> Settings:
         if first["type"] in ("greater_than_equal", "less_than_equal"):
             raise ConfigError(range_message(env_name(name), name, value)) from None
         raise ConfigError(f"{env_name(name)}: {first['msg']} (got {value!r})") from None
+
+
+if __name__ == "__main__":
+    # `python -m haiper_sync.settings` prints the README's settings table.
+    print(settings_table())

@@ -8,37 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-# The counters a run accumulates, chunk by chunk (columns of ``sync_runs``).
-RUN_COUNTERS = (
-    "ids_in_manifest",
-    "ids_rejected",
-    "ids_skipped",
-    "ids_not_due",
-    "ids_checked",
-    "ids_fetched",
-    "ids_succeeded",
-    "ids_failed",
-    "ids_pending",
-    "ids_errored",
-    "rows_inserted",
-    "rows_updated",
-    "requests",
-    "retries",
-)
-
 
 @dataclass
-class RunSummary:
-    """What one sync run did: its identity, its end, and its counters."""
+class RunCounts:
+    """The counters a run accumulates, plan and chunk by chunk (columns of ``sync_runs``)."""
 
-    run_id: str
-    manifest: str
-    started_at: datetime
-    refresh: bool = False
-    flow_run_id: str | None = None
-    state: str = "running"
-    finished_at: datetime | None = None
-    message: str | None = None
     ids_in_manifest: int = 0
     ids_rejected: int = 0
     ids_skipped: int = 0
@@ -53,6 +27,32 @@ class RunSummary:
     rows_updated: int = 0
     requests: int = 0
     retries: int = 0
+
+    def add(self, other: RunCounts) -> None:
+        """Add another chunk's (or the plan's) counters to these."""
+        for name in RUN_COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def counts(self) -> dict[str, int]:
+        """The counters alone, by column name."""
+        return {name: getattr(self, name) for name in RUN_COUNTERS}
+
+
+RUN_COUNTERS = tuple(f.name for f in dataclasses.fields(RunCounts))
+
+
+@dataclass(kw_only=True)
+class RunSummary(RunCounts):
+    """What one sync run did: its identity, its end, and its counters."""
+
+    run_id: str
+    manifest: str
+    started_at: datetime
+    refresh: bool = False
+    flow_run_id: str | None = None
+    state: str = "running"
+    finished_at: datetime | None = None
+    message: str | None = None
     # Not in sync_runs: how much of this run waited in <db>.pending/ for the file.
     chunks_set_aside: int = 0
     end_set_aside: bool = False
@@ -62,15 +62,6 @@ class RunSummary:
         """From a ``sync_runs`` row (a dict of its columns); unknown columns are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in row.items() if k in names})
-
-    def add(self, counts: Mapping[str, int]) -> None:
-        """Add a chunk's (or the plan's) counters."""
-        for name, value in counts.items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def counts(self) -> dict[str, int]:
-        """The counters alone."""
-        return {name: getattr(self, name) for name in RUN_COUNTERS}
 
     @property
     def seconds(self) -> float | None:

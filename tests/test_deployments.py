@@ -23,8 +23,9 @@ from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
 from deployments.config import PREFECT_YAML, REPO_ROOT, WORK_POOL, load_deployments
-from flows.orchestration import SECRET_BLOCK, SUMMARY_KEY
+from flows.reporting import SUMMARY_KEY
 from flows.sync import sync_creations
+from haiper_sync.settings import SECRET_BLOCK
 from haiper_sync.simulator import creation_status, generate_ids
 from tests.netstubs import CannedServer, Reply
 

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from haiper_sync.store.sql import records, scalar
-from haiper_sync.summary import RUN_COUNTERS, RunSummary
+from haiper_sync.summary import RunCounts, RunSummary
 
 
 def start_run(
@@ -43,15 +43,13 @@ def abandon_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
     return stale
 
 
-def add_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> None:
+def add_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: RunCounts) -> None:
     """Add ``counts`` to the run's counters (called inside each chunk's transaction)."""
-    unknown = set(counts) - set(RUN_COUNTERS)
-    if unknown:
-        raise ValueError(f"unknown run counters: {sorted(unknown)}")
-    if not counts:
+    nonzero = {name: value for name, value in counts.counts().items() if value}
+    if not nonzero:
         return
-    sets = ", ".join(f"{name} = {name} + ?" for name in counts)
-    con.execute(f"UPDATE sync_runs SET {sets} WHERE run_id = ?", [*counts.values(), run_id])
+    sets = ", ".join(f"{name} = {name} + ?" for name in nonzero)
+    con.execute(f"UPDATE sync_runs SET {sets} WHERE run_id = ?", [*nonzero.values(), run_id])
 
 
 def finish_run(

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from haiper_sync.rows import ChunkRows, CreationRow, ErrorRecord, OutputRow, StatusRow, as_arrow
 from haiper_sync.store import runs
 from haiper_sync.store.writes import write_chunk
+from haiper_sync.summary import RunCounts
 
 # The ChunkRows field each Parquet file holds, and its row type.
 _TABLES: dict[str, type[Any]] = {
@@ -54,7 +55,7 @@ def spill_chunk(db_path: str | Path, run_id: str, chunk_no: int, rows: ChunkRows
     def write(folder: Path) -> None:
         for name, row_type in _TABLES.items():
             pq.write_table(as_arrow(getattr(rows, name), row_type), folder / f"{name}.parquet")
-        meta = {"run_id": run_id, "chunk_no": chunk_no, "counts": rows.counts}
+        meta = {"run_id": run_id, "chunk_no": chunk_no, "counts": rows.counts.counts()}
         (folder / "meta.json").write_text(json.dumps(meta))
 
     return _publish(db_path, f"{run_id}-chunk-{chunk_no:05d}", write)
@@ -88,7 +89,7 @@ def ingest_spills(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> int:
                 name: [cls(**row) for row in pq.read_table(folder / f"{name}.parquet").to_pylist()]
                 for name, cls in _TABLES.items()
             }
-            write_chunk(con, meta["run_id"], ChunkRows(**parts, counts=meta["counts"]))
+            write_chunk(con, meta["run_id"], ChunkRows(**parts, counts=RunCounts(**meta["counts"])))
         shutil.rmtree(folder)
         done += 1
     return done

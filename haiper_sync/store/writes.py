@@ -6,6 +6,7 @@ statement (row-by-row ``executemany`` is ~400x slower in DuckDB).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -30,6 +31,7 @@ from haiper_sync.statuses import (
 )
 from haiper_sync.store.runs import add_run_counts
 from haiper_sync.store.sql import scalar
+from haiper_sync.summary import RunCounts
 
 
 def _scratch_name() -> str:
@@ -235,7 +237,7 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
     return len(rows)
 
 
-def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> dict[str, int]:
+def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> RunCounts:
     """Commit a chunk's creations, outputs, statuses, errors and counters atomically."""
     con.execute("BEGIN")
     try:
@@ -245,7 +247,7 @@ def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) ->
         append_status_history(con, rows.statuses, run_id)
         upsert_statuses(con, rows.statuses, run_id)
         insert_errors(con, rows.errors, run_id)
-        counts = rows.counts | {"rows_inserted": inserted, "rows_updated": updated}
+        counts = dataclasses.replace(rows.counts, rows_inserted=inserted, rows_updated=updated)
         add_run_counts(con, run_id, counts)
         con.execute("COMMIT")
     except BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from haiper_sync.rows import ChunkRows, StatusRow
 from haiper_sync.statuses import FAILED, SUCCEEDED, TERMINAL_STATUSES
+from haiper_sync.summary import RunCounts
 from haiper_sync.sync.fetch import DetailBatch, StatusBatch
 from haiper_sync.sync.normalize import normalize_detail
 
@@ -39,14 +40,14 @@ def assemble_chunk(
     rows.statuses = list(by_id.values())
     rows.errors = errors
     known = [o.status for o in status_outcomes if o.status is not None]
-    rows.counts = {
-        "ids_checked": len(known),
-        "ids_succeeded": sum(s == SUCCEEDED for s in known),
-        "ids_failed": sum(s == FAILED for s in known),
-        "ids_pending": sum(s not in TERMINAL_STATUSES for s in known),
-        "ids_fetched": len(rows.creations),
-        "ids_errored": len({e.creation_id for e in errors}),
-        "requests": (statuses.requests if statuses else 0) + (details.requests if details else 0),
-        "retries": (statuses.retries if statuses else 0) + (details.retries if details else 0),
-    }
+    rows.counts = RunCounts(
+        ids_checked=len(known),
+        ids_succeeded=sum(s == SUCCEEDED for s in known),
+        ids_failed=sum(s == FAILED for s in known),
+        ids_pending=sum(s not in TERMINAL_STATUSES for s in known),
+        ids_fetched=len(rows.creations),
+        ids_errored=len({e.creation_id for e in errors}),
+        requests=(statuses.requests if statuses else 0) + (details.requests if details else 0),
+        retries=(statuses.retries if statuses else 0) + (details.retries if details else 0),
+    )
     return rows

@@ -23,6 +23,7 @@ from haiper_sync.errors import ConfigError, ManifestError
 from haiper_sync.settings import ManifestFormat
 from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
 from haiper_sync.store.sql import scalar
+from haiper_sync.summary import RunCounts
 
 # Lines staged per Parquet batch, and DuckDB's memory while it plans: both bound the planner's
 # memory, whatever the manifest's size.
@@ -213,14 +214,14 @@ class Plan:
             f"e.g. {self.first_rejected}; a manifest holds one creation ID per line"
         )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> RunCounts:
         """The plan's share of the run's counters (``sync_runs`` columns)."""
-        return {
-            "ids_in_manifest": self.ids_in_manifest,
-            "ids_rejected": self.ids_rejected,
-            "ids_skipped": self.ids_skipped,
-            "ids_not_due": self.ids_not_due,
-        }
+        return RunCounts(
+            ids_in_manifest=self.ids_in_manifest,
+            ids_rejected=self.ids_rejected,
+            ids_skipped=self.ids_skipped,
+            ids_not_due=self.ids_not_due,
+        )
 
 
 def plan_run(
