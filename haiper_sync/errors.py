@@ -107,8 +107,12 @@ class ApiUnreachable(ApiError):
         self.url = url
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_unreachable, (str(self), self.url))
+        return (_unreachable, (type(self), str(self), self.url))
 
 
-def _unreachable(message: str, url: str) -> ApiUnreachable:
-    return ApiUnreachable(message, url=url)
+class ApiUntrusted(ApiUnreachable):
+    """The API's TLS certificate can never verify (unknown CA, expired, wrong host): stop."""
+
+
+def _unreachable(cls: type[ApiUnreachable], message: str, url: str) -> ApiUnreachable:
+    return cls(message, url=url)
