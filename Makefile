@@ -54,7 +54,8 @@ deploy: install
 
 # Flow runs start in $HAIPER_SYNC_HOME (default: this checkout) and read HAIPER_API_KEY from
 # this environment, else the Secret block `haiper-api-key`. A plain
-# `prefect worker start --pool haiper-sync` works too.
+# `.venv/bin/prefect worker start --pool haiper-sync` works too, with PREFECT_API_URL exported
+# (this target sets it) and the venv's `prefect` (another one lacks haiper-sync).
 worker: install
 	HAIPER_SYNC_HOME="$${HAIPER_SYNC_HOME:-$(CURDIR)}" \
 		$(BIN)/prefect worker start --pool haiper-sync --type process

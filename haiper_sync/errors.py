@@ -31,6 +31,30 @@ class DatabaseLocked(HaiperSyncError):
     """Another process holds the DuckDB file and did not let go in time."""
 
 
+class StorageError(HaiperSyncError):
+    """The DuckDB file cannot be written or read (read-only, gone, I/O error): the run stops.
+
+    ``path`` is the file the OS refused (the database, its ``.wal``, a folder), ``reason`` the
+    OS's words. What committed before stays in the file.
+    """
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_storage, (type(self), str(self), self.path, self.reason))
+
+
+class StorageFull(StorageError):
+    """The file system holding the DuckDB file is full (or over quota): the run stops."""
+
+
+def _storage(cls: type[StorageError], message: str, path: str, reason: str) -> StorageError:
+    return cls(message, path=path, reason=reason)
+
+
 class TooManyErrors(HaiperSyncError):
     """A run ended with more IDs errored than its ``max_error_ratio`` allows."""
 
@@ -107,8 +131,12 @@ class ApiUnreachable(ApiError):
         self.url = url
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_unreachable, (str(self), self.url))
+        return (_unreachable, (type(self), str(self), self.url))
 
 
-def _unreachable(message: str, url: str) -> ApiUnreachable:
-    return ApiUnreachable(message, url=url)
+class ApiUntrusted(ApiUnreachable):
+    """The API's TLS certificate can never verify (unknown CA, expired, wrong host): stop."""
+
+
+def _unreachable(cls: type[ApiUnreachable], message: str, url: str) -> ApiUnreachable:
+    return cls(message, url=url)

@@ -282,7 +282,9 @@ def test_the_simulator_banner_shows_the_port_it_got() -> None:
         assert proc.stdout is not None
         banner = proc.stdout.readline()
         found = re.fullmatch(
-            r"Simulated Haiper API on (http://127\.0\.0\.1:(\d+)) \(Ctrl-C to stop\)\n", banner
+            r"Simulated Haiper API on (http://127\.0\.0\.1:(\d+)) \(Ctrl-C to stop\), "
+            r"accepting the key sim-demo-key\n",
+            banner,
         )
         assert found and int(found.group(2)) > 0, banner
         with urllib.request.urlopen(f"{found.group(1)}/_sim/stats", timeout=10) as answer:

@@ -9,6 +9,8 @@ import asyncio
 import gzip
 import json
 import pickle
+import shutil
+import subprocess
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from haiper_sync.api.network import Network
 from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import (
     ApiUnreachable,
+    ApiUntrusted,
     ConfigError,
     HaiperSyncError,
     InvalidResponse,
@@ -182,30 +185,125 @@ def test_private_ca_from_setting_or_ssl_cert_file(
     with CannedServer(status_reply, ssl_context=ca.server_context("localhost")) as api:
         url = f"https://localhost:{api.port}"
         unknown = failure(url)
-        assert isinstance(unknown, TransportFailed)
+        assert isinstance(unknown, ApiUntrusted)
+        assert str(unknown).startswith(f"the API at {url} cannot be trusted: ")
         assert "certificate verify failed: unable to get local issuer certificate" in str(unknown)
+        assert "HAIPER_CA_BUNDLE" in str(unknown)
 
         assert get_status(url, Network(ca_bundle=str(ca.ca_pem))).value.status == "processing"
         monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca_pem))
         assert get_status(url).value.status == "processing"
+        if shutil.which("openssl"):  # to name the file as OpenSSL looks for it
+            monkeypatch.delenv("SSL_CERT_FILE")
+            monkeypatch.setenv("SSL_CERT_DIR", str(ca_folder(ca.ca_pem, tmp_path / "certs")))
+            assert get_status(url).value.status == "processing"
 
 
-def test_wrong_host_and_expired_certificates_say_so(tmp_path: Path) -> None:
+def ca_folder(ca_pem: Path, folder: Path) -> Path:
+    """An OpenSSL CA folder holding ``ca_pem`` under its subject-hash name."""
+    folder.mkdir()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(ca_pem)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (folder / f"{subject_hash}.0").write_bytes(ca_pem.read_bytes())
+    return folder
+
+
+def untrusted_run(url: str, network: Network) -> ApiUntrusted:
+    """A run over 20 IDs that must stop with `ApiUntrusted`, retries and breaker as in a sync."""
+    breaker = CircuitBreaker(url, threshold=10, min_seconds=0)
+
+    async def go() -> Any:
+        async with HaiperClient(url, SecretStr(TOKEN), network=network, breaker=breaker) as client:
+            ids = [f"id-{i}" for i in range(20)]
+            return await check_statuses(client, ids, RetryPolicy(base_delay=0.0))
+
+    with pytest.raises(ApiUntrusted) as caught:
+        asyncio.run(go())
+    SEEN_ERRORS.append(caught.value)
+    return caught.value
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize(
+    ("names", "expired", "reason"),
+    [
+        (("other.example",), False, "Hostname mismatch"),
+        (("api.haiper.test",), True, "certificate has expired"),
+        (("api.haiper.test",), None, "unable to get local issuer certificate"),
+    ],
+)
+def test_a_certificate_that_never_verifies_stops_the_run_at_the_first_request(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: Any,
+    names: tuple[str, ...],
+    expired: bool | None,
+    reason: str,
+) -> None:
     ca = private_ca(tmp_path)
-    trust = Network(ca_bundle=str(ca.ca_pem))
-    with CannedServer(status_reply, ssl_context=ca.server_context("other.example")) as api:
-        error = failure(f"https://localhost:{api.port}", trust)
-        assert "certificate verify failed" in str(error) and "mismatch" in str(error)
-    with CannedServer(
-        status_reply, ssl_context=ca.server_context("localhost", expired=True)
-    ) as api:
-        error = failure(f"https://localhost:{api.port}", trust)
-        assert "certificate has expired" in str(error)
+    # expired None: a certificate of a CA the client does not trust.
+    trust = Network(backend=backend, ca_bundle=None if expired is None else str(ca.ca_pem))
+    context = ca.server_context(*names, expired=bool(expired))
+    with (
+        CannedServer(status_reply, ssl_context=context) as api,
+        ForwardProxy({"api.haiper.test": ("127.0.0.1", api.port)}) as proxy,
+    ):
+        # Through a proxy: each CONNECT is one connection, so one handshake, tried.
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        url = f"https://api.haiper.test:{api.port}"
+        error = untrusted_run(url, trust)
+        assert str(error).startswith(f"the API at {url} cannot be trusted: ")
+        assert f"TLS certificate verify failed: {reason}" in str(error)
+        assert "\n" not in str(error)
+        assert proxy.count == 1 and api.requests == []
+
+
+def test_a_refused_https_connection_is_still_transient() -> None:
+    # No certificate was seen: the breaker decides, as for any other transport failure.
+    error = failure(f"https://127.0.0.1:{dead_port()}")
+    assert type(error) is TransportFailed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("SSL_CERT_FILE", "{tmp}/missing/ca.pem", "No such file or directory"),
+        ("SSL_CERT_FILE", "{tmp}/garbage.pem", "no certificate or crl found"),
+        ("SSL_CERT_DIR", "{tmp}/missing", "No such file or directory"),
+        ("SSL_CERT_DIR", "{tmp}/garbage.pem", "Not a directory"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_an_unusable_ssl_cert_variable_is_a_one_line_config_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    reason: str,
+    backend: Any,
+) -> None:
+    (tmp_path / "garbage.pem").write_text("this is not a certificate\n")
+    path = value.format(tmp=tmp_path)
+    monkeypatch.setenv(variable, path)
+    error = failure("https://localhost:1", Network(backend=backend))
+    assert isinstance(error, ConfigError)
+    assert str(error).endswith(f"{variable}={path}: {reason}")
+    assert "\n" not in str(error)
+    # HAIPER_CA_BUNDLE wins over the variable, as it did before.
+    ca = private_ca(tmp_path)
+    with CannedServer(status_reply, ssl_context=ca.server_context("localhost")) as api:
+        url = f"https://localhost:{api.port}"
+        assert get_status(url, Network(backend=backend, ca_bundle=str(ca.ca_pem))).value
 
 
 def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Path) -> None:
     error = failure("https://localhost:1", Network(ca_bundle=str(tmp_path / "missing.pem")))
     assert "CA bundle" in str(error) and "missing.pem" in str(error)
+    assert str(error).endswith(": No such file or directory")
 
 
 # --- encodings and sizes -----------------------------------------------------------------------

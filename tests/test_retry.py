@@ -1,9 +1,20 @@
+import pickle
+import ssl
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
-from haiper_sync.api.retry import Action, RetryPolicy, decide, is_transient, parse_retry_after
+from haiper_sync.api.retry import (
+    Action,
+    RetryPolicy,
+    certificate_never_verifies,
+    decide,
+    is_transient,
+    parse_retry_after,
+)
 from haiper_sync.errors import (
+    ApiUntrusted,
     InvalidResponse,
     RateLimited,
     RequestFailed,
@@ -80,3 +91,66 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
     assert parse_retry_after("", now) is None
+
+
+def _caused_by(cause: BaseException, *wrappers: BaseException) -> BaseException:
+    """The outermost of ``wrappers``, each caused by the next, the last by ``cause``."""
+    inner = cause
+    for wrapper in reversed(wrappers):
+        wrapper.__cause__ = inner
+        inner = wrapper
+    return inner
+
+
+def _verify_error(message: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    error.verify_message = message
+    return error
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "certificate has expired",
+        "unable to get local issuer certificate",
+        "self-signed certificate",
+        "Hostname mismatch, certificate is not valid for 'api.haiper.ai'.",
+    ],
+)
+def test_a_certificate_verify_failure_anywhere_in_the_chain_is_permanent(message: str) -> None:
+    verify = _verify_error(message)
+    assert certificate_never_verifies(verify)
+    wrapped = _caused_by(verify, httpx.ConnectError("x"), aiohttp_like := OSError("connect"))
+    assert aiohttp_like.__cause__ is verify
+    assert certificate_never_verifies(wrapped)
+    context = httpx.ConnectError("x")
+    context.__context__ = verify  # raised while handling it, not "from" it
+    assert certificate_never_verifies(context)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+        ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+        httpx.ConnectTimeout("timed out"),
+    ],
+)
+def test_other_tls_and_transport_failures_are_not(cause: BaseException) -> None:
+    assert not certificate_never_verifies(_caused_by(cause, httpx.ConnectError("x")))
+
+
+def test_a_cyclic_chain_ends() -> None:
+    first, second = OSError("a"), OSError("b")
+    first.__context__, second.__context__ = second, first
+    assert not certificate_never_verifies(first)
+
+
+def test_an_untrusted_api_stops_the_run() -> None:
+    error = ApiUntrusted("the API at https://x cannot be trusted: ...", url="https://x")
+    assert decide(error, 1, RetryPolicy(), 0.5).action is Action.STOP_RUN
+    assert not is_transient(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ApiUntrusted and copy.url == "https://x" and str(copy) == str(error)

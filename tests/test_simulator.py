@@ -466,3 +466,28 @@ def test_module_entry_point_writes_ready_file(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_banner_shows_the_keys_the_simulator_accepts() -> None:
+    proc = subprocess.Popen(
+        [*(sys.executable, "-m", "haiper_sync.simulator", "--port", "0"),
+         *("--api-key", "k-two", "--api-key", "k-one")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        found = re.fullmatch(
+            r"Simulated Haiper API on (http://127\.0\.0\.1:\d+), accepting the keys k-one, k-two\n",
+            banner,
+        )
+        assert found, banner
+        answer = httpx.get(
+            f"{found[1]}/v1/jobs/x/status", headers={"Authorization": "Bearer k-one"}, timeout=10
+        )
+        assert answer.status_code != 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

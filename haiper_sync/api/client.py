@@ -19,8 +19,10 @@ from haiper_sync.api.ids import id_path_segment
 from haiper_sync.api.models import DetailResponse, ErrorBody, StatusResponse
 from haiper_sync.api.network import Network, build_http_client, describe
 from haiper_sync.api.ratelimit import RateLimiter
-from haiper_sync.api.retry import parse_retry_after
+from haiper_sync.api.retry import certificate_never_verifies, parse_retry_after
 from haiper_sync.errors import (
+    ApiError,
+    ApiUntrusted,
     BudgetSpent,
     InvalidResponse,
     RateLimited,
@@ -108,6 +110,11 @@ class HaiperClient:
             }
         )
         self._slots: asyncio.Semaphore | None = None
+        # Until one exchange has ended, requests go one at a time: a certificate that can
+        # never verify then costs one request, not a whole first wave of them.
+        self._first_contact: asyncio.Lock | None = None
+        self._contacted = False
+        self._untrusted: ApiUntrusted | None = None
 
     async def __aenter__(self) -> HaiperClient:
         return self
@@ -155,6 +162,7 @@ class HaiperClient:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._concurrency)
         async with self._slots:
+            self._check_trusted()
             if self._breaker is not None:
                 self._breaker.check()
             if self._budget is not None and not self._budget.take():
@@ -162,27 +170,45 @@ class HaiperClient:
                     f"not sent: the run's budget of {self._budget.limit} requests is spent"
                 )
             if self._limiter is None:
-                return await self._send(path)
+                return await self._send_once_contacted(path)
             slot, wait = self._limiter.reserve()
             try:
                 if wait > 0:
                     await self._sleep(wait)
-                return await self._send(path)
+                return await self._send_once_contacted(path)
             finally:
                 self._limiter.complete(slot)
 
+    def _check_trusted(self) -> None:
+        if self._untrusted is not None:
+            raise ApiUntrusted(str(self._untrusted), url=self._untrusted.url)
+
+    async def _send_once_contacted(self, path: str) -> str:
+        if self._contacted:
+            return await self._send(path)
+        if self._first_contact is None:
+            self._first_contact = asyncio.Lock()
+        async with self._first_contact:
+            self._check_trusted()
+            try:
+                return await self._send(path)
+            finally:
+                self._contacted = self._untrusted is None
+
     async def _send(self, path: str) -> str:
         url = self.api_url + path
-        failure: RequestFailed | None = None
+        failure: ApiError | None = None
         try:
             async with asyncio.timeout(self._timeouts.deadline):
                 status, headers, body = await self._exchange(url)
         except ResponseTooLarge as too_large:
             failure = too_large
         except Exception as error:  # whatever the HTTP stack raises: typed here, nowhere else
-            failure = _failure(error, url)
+            failure = _failure(error, url, self.api_url)
         # Raised outside the handler: the HTTP stack's exception (it holds the request, and
         # so the token) is not chained to ours.
+        if isinstance(failure, ApiUntrusted):
+            self._untrusted = failure
         if failure is not None:
             if self._breaker is not None and isinstance(failure, TransportFailed):
                 self._breaker.failed(str(failure))
@@ -243,9 +269,14 @@ class HaiperClient:
         raise RequestFailed(message, **common)
 
 
-def _failure(error: Exception, url: str) -> RequestFailed:
+def _failure(error: Exception, url: str, api_url: str) -> ApiError:
     """Our typed error for an exception of the HTTP stack: only its text survives."""
     reason = describe(error)
+    if certificate_never_verifies(error):
+        hint = ""
+        if "local issuer" in reason or "self-signed" in reason or "self signed" in reason:
+            hint = "; if it uses a private CA, set HAIPER_CA_BUNDLE to that CA's PEM file"
+        return ApiUntrusted(f"the API at {api_url} cannot be trusted: {reason}{hint}", url=api_url)
     if isinstance(error, httpx.DecodingError):
         # The server answered, in an encoding we cannot read: that ID's parse error.
         return InvalidResponse(f"GET {url}: {reason}", method="GET", url=url)

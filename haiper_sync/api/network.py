@@ -11,9 +11,12 @@ own transport instead (it also speaks to SOCKS proxies when ``socksio`` is insta
 from __future__ import annotations
 
 import errno
+import os
 import re
 import socket
 import ssl
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,14 +44,45 @@ class Network:
         return f"Network(backend={self.backend!r}, proxy={proxy!r}, ca_bundle={self.ca_bundle!r})"
 
 
-def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """The verifying TLS context: ``ca_bundle`` if given, else what httpx trusts by default."""
+def tls_context(ca_bundle: str | None, environ: Mapping[str, str] = os.environ) -> ssl.SSLContext:
+    """The verifying TLS context: ``ca_bundle``, else SSL_CERT_FILE / SSL_CERT_DIR, else certifi.
+
+    The same choice as ``httpx.create_ssl_context(trust_env=True)``, but a file or folder that
+    cannot be loaded is a one-line `ConfigError` naming where it came from, not a traceback.
+    """
     if ca_bundle:
+        return _load_cas(f"the CA bundle {ca_bundle}", cafile=ca_bundle)
+    if cafile := environ.get("SSL_CERT_FILE"):
+        return _load_cas(f"the CA bundle SSL_CERT_FILE={cafile}", cafile=cafile)
+    if capath := environ.get("SSL_CERT_DIR"):
+        # OpenSSL reads the folder lazily: a missing one would only show as "unable to get
+        # local issuer certificate" on the first request.
         try:
-            return ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(f"cannot load the CA bundle {ca_bundle}: {error}") from None
-    return httpx.create_ssl_context(trust_env=True)
+            if not stat.S_ISDIR(os.stat(capath).st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        except OSError as error:
+            raise ConfigError(
+                f"cannot load the CA folder SSL_CERT_DIR={capath}: {_load_reason(error)}"
+            ) from None
+        return _load_cas(f"the CA folder SSL_CERT_DIR={capath}", capath=capath)
+    return httpx.create_ssl_context(trust_env=False)  # certifi's bundle
+
+
+def _load_cas(what: str, *, cafile: str | None = None, capath: str | None = None) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"cannot load {what}: {_load_reason(error)}") from None
+
+
+_SSL_NOISE = re.compile(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
+def _load_reason(error: OSError) -> str:
+    """``No such file or directory``, ``no certificate or crl found``: the OS or SSL words."""
+    if isinstance(error, ssl.SSLError):
+        return _SSL_NOISE.sub("", str(error.strerror or error)) or "not a PEM CA bundle"
+    return error.strerror or str(error)
 
 
 class _AiohttpClient(HttpxAiohttpClient):

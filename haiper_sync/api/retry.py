@@ -6,6 +6,7 @@ Pure functions of (error, attempt, random draw, clock): testable without sleepin
 from __future__ import annotations
 
 import email.utils
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -16,6 +17,23 @@ from haiper_sync.settings import DEFAULTS
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # Nothing else can succeed either: the key is refused, or the API cannot be reached at all.
 STOPS_THE_RUN = (errors.Unauthorized, errors.ApiUnreachable)
+
+
+def certificate_never_verifies(error: BaseException) -> bool:
+    """True when ``error`` or one of its causes is a failed TLS certificate verification.
+
+    An unknown CA, an expired certificate, another host's name: the same certificate comes
+    back on every connection, so retrying only spends requests until the breaker opens. A
+    handshake cut short (reset, EOF, timeout) is not one of these: it may well pass next time.
+    """
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class Action(Enum):

@@ -72,9 +72,18 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
+def accepted_keys(config: SimulatorConfig) -> str:
+    """``the key sim-demo-key`` / ``the keys a, b``: what a client must send, for the banner."""
+    keys = sorted(config.api_keys)
+    return f"the key{'s' if len(keys) > 1 else ''} {', '.join(keys)}"
+
+
 def serve_from_args(args: argparse.Namespace, config: SimulatorConfig, banner: str) -> None:
-    """Serve with the parsed flags; print ``banner`` (``{url}`` filled in) once listening."""
+    """Serve with the parsed flags; once listening, print ``banner`` (``{url}`` filled in) and
+    the keys it accepts (simulator keys, made up to be shown: HAIPER_API_KEY must be one)."""
     from haiper_sync.simulator import serve
+
+    keys = accepted_keys(config)
 
     serve(
         config,
@@ -82,7 +91,7 @@ def serve_from_args(args: argparse.Namespace, config: SimulatorConfig, banner: s
         port=args.port,
         ready_file=args.ready_file,
         allow_remote=args.allow_remote,
-        on_listening=lambda url: print(banner.format(url=url), flush=True),
+        on_listening=lambda url: print(f"{banner.format(url=url)}, accepting {keys}", flush=True),
     )
 
 

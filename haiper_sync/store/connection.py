@@ -13,6 +13,7 @@ import duckdb
 
 from haiper_sync.errors import DatabaseLocked, SchemaError
 from haiper_sync.settings import DEFAULTS
+from haiper_sync.store.failures import storage_failure
 from haiper_sync.store.migrations import migrate
 
 # New files are written in the storage format of DuckDB 1.4, which the DuckDB shells analysts
@@ -53,6 +54,9 @@ def connect(
             con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             text = str(exc)
+            failure = storage_failure(exc)
+            if failure is not None:
+                raise failure from None
             if "lock" not in text.lower():
                 raise
             holder = lock_holder(text) or "another process"
@@ -90,8 +94,12 @@ def open_database(
     ``init_existing`` lets the migration add haiper-sync's tables to a file that has others.
     """
     if not read_only:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise storage_failure(error, "create") or error from None
     con = connect(path, read_only=read_only, timeout=timeout, on_wait=on_wait)
+    failed = False
     try:
         if migrate_schema and not read_only:
             try:
@@ -99,5 +107,27 @@ def open_database(
             except SchemaError as error:
                 raise type(error)(f"{path}: {error}") from None
         yield con
+    except duckdb.Error as error:
+        # Only DuckDB's own errors: an OSError of the caller's (a manifest not found) is not
+        # about this file.
+        failed = True
+        failure = storage_failure(error)
+        if failure is None:
+            raise
+        raise failure from None
+    except BaseException:
+        failed = True
+        raise
     finally:
+        _close(con, quietly=failed)
+
+
+def _close(con: duckdb.DuckDBPyConnection, *, quietly: bool) -> None:
+    # Closing checkpoints the WAL into the file, which can fail on a full disk too: after an
+    # error, that second failure must not replace the first.
+    try:
         con.close()
+    except duckdb.Error as error:
+        if quietly:
+            return
+        raise storage_failure(error) or error from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from haiper_sync.errors import ForeignDatabase, SchemaError, SchemaTooNew
+from haiper_sync.store.failures import transaction
 from haiper_sync.store.sql import scalar
 
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
@@ -317,21 +318,17 @@ def migrate(con: duckdb.DuckDBPyConnection, *, init_existing: bool = False) -> i
     if not init_existing:
         refuse_foreign(con)
     for version in range(current + 1, SCHEMA_VERSION + 1):
-        con.execute("BEGIN")
         try:
-            # Inside the first migration's transaction: a failed one leaves no trace.
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-            con.execute(MIGRATIONS[version - 1])
-            con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
-            con.execute("COMMIT")
+            with transaction(con):
+                # Inside the first migration's transaction: a failed one leaves no trace.
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                con.execute(MIGRATIONS[version - 1])
+                con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
         except duckdb.Error as error:
-            con.execute("ROLLBACK")
+            # A storage failure left `transaction` as a StorageError: this is about the schema.
             first = str(error).strip().splitlines()[0]
             raise SchemaError(f"cannot apply haiper-sync's schema v{version}: {first}") from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return SCHEMA_VERSION

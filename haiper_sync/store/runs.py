@@ -81,3 +81,30 @@ def error_sample(
             [run_id, limit],
         )
     )
+
+
+def error_answers(
+    con: duckdb.DuckDBPyConnection, run_id: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The run's ``sync_errors`` grouped by answer, most frequent first, with the run's totals.
+
+    Each row: ``http_status``, ``raw_body``, ``deferred``, ``message`` (one of the group's),
+    ``count``; and on every row ``errors`` (all of the run's error rows, so a caller can tell
+    whether ``limit`` cut groups off) and ``answered`` (the IDs whose status check this run
+    got a usable answer for).
+    """
+    return records(
+        con.execute(
+            """
+            SELECT http_status, raw_body, deferred, min(message) AS message, count(*) AS count,
+                   sum(count(*)) OVER () AS errors,
+                   (SELECT count(*) FROM creation_status
+                    WHERE last_run_id = $1 AND last_error IS NULL) AS answered
+            FROM sync_errors WHERE run_id = $1
+            GROUP BY http_status, raw_body, deferred
+            ORDER BY count DESC, http_status, raw_body
+            LIMIT $2
+            """,
+            [run_id, limit],
+        )
+    )

@@ -29,6 +29,7 @@ from haiper_sync.statuses import (
     NOT_FOUND_AFTER_DAYS,
     sql_not_terminal,
 )
+from haiper_sync.store.failures import transaction
 from haiper_sync.store.runs import add_run_counts
 from haiper_sync.store.sql import scalar
 from haiper_sync.summary import RunCounts
@@ -239,8 +240,7 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
 
 def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> RunCounts:
     """Commit a chunk's creations, outputs, statuses, errors and counters atomically."""
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         append_engagement_history(con, rows.creations, run_id)
         inserted, updated = upsert_creations(con, rows.creations)
         replace_outputs(con, [c.creation_id for c in rows.creations], rows.outputs)
@@ -249,8 +249,4 @@ def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) ->
         insert_errors(con, rows.errors, run_id)
         counts = dataclasses.replace(rows.counts, rows_inserted=inserted, rows_updated=updated)
         add_run_counts(con, run_id, counts)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
