@@ -13,6 +13,7 @@ from haiper_sync.rows import ErrorRecord, StatusRow
 from haiper_sync.simulator import creation_detail, generate_ids
 from haiper_sync.store import connection, runs, writes
 from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
+from haiper_sync.store.sql import sql_literal
 from haiper_sync.store.writes import write_chunk
 from haiper_sync.sync.assemble import assemble_chunk
 from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
@@ -187,3 +188,10 @@ def test_runs_left_running_by_a_killed_process_are_marked_abandoned(db_path: Pat
         assert runs.abandon_stale_runs(con) == 0
         states = dict(con.execute("SELECT run_id, state FROM sync_runs").fetchall())
     assert states == {"dead": "abandoned", "done": "completed"}
+
+
+@pytest.mark.parametrize("text", ["plain", "it's", "''", "/tmp/o'brien/todo.parquet", ""])
+def test_sql_literal_reads_back_as_the_same_text(text: str) -> None:
+    literal = sql_literal(text)
+    assert literal.startswith("'") and literal.endswith("'")
+    assert duckdb.connect().execute(f"SELECT {literal}").fetchall() == [(text,)]

@@ -22,7 +22,7 @@ from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.errors import ConfigError, ManifestError
 from haiper_sync.settings import ManifestFormat
 from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
-from haiper_sync.store.sql import scalar
+from haiper_sync.store.sql import scalar, sql_literal
 
 # Lines staged per Parquet batch, and DuckDB's memory while it plans: both bound the planner's
 # memory, whatever the manifest's size.
@@ -93,11 +93,11 @@ def _structured_ids(
     con: duckdb.DuckDBPyConnection, path: Path, fmt: ManifestFormat
 ) -> duckdb.DuckDBPyRelation:
     """The ``creation_id`` column of a CSV, Parquet or JSON manifest with each row's place."""
-    source = _sql_path(path)
+    source = sql_literal(path)
     reader = {
-        "csv": f"read_csv('{source}', header = true, all_varchar = true)",
-        "parquet": f"read_parquet('{source}')",
-        "json": f"read_json_auto('{source}')",
+        "csv": f"read_csv({source}, header = true, all_varchar = true)",
+        "parquet": f"read_parquet({source})",
+        "json": f"read_json_auto({source})",
     }[fmt]
     try:
         columns = [str(c[0]) for c in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
@@ -250,7 +250,7 @@ def plan_run(
     staged = todo_path.with_name("manifest-lines.parquet")
     _stage_lines(con, files, staged, manifest_format)
     places = [f"{f} {_PLACE[format_of(f, manifest_format)]}" for f in files]
-    lines = f"read_parquet('{_sql_path(staged)}')"
+    lines = f"read_parquet({sql_literal(staged)})"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
     needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
     # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
@@ -315,7 +315,7 @@ def plan_run(
                 WHERE NOT coalesce({finished}, FALSE) AND NOT coalesce({not_due}, FALSE)
                 ORDER BY coalesce({stale}, FALSE), CASE WHEN coalesce({stale}, FALSE)
                          THEN epoch(c.last_synced_at) ELSE m.seq END
-            ) TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
+            ) TO {sql_literal(todo_path)} (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
         con.execute("COMMIT")
@@ -351,10 +351,6 @@ def _record_rejects(
         [run_id, files],
     )
     return int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id])) - before
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 class Chunk(NamedTuple):
