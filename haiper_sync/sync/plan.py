@@ -69,6 +69,66 @@ class Plan:
         }
 
 
+@dataclass(frozen=True)
+class TodoFilter:
+    """Which IDs of the manifest a run does, as SQL predicates over ``s`` (``creation_status``)
+    and ``c`` (``creations``). None: the clause does not apply."""
+
+    # An ID needs a status check (None: every ID does). Else only its detail is missing.
+    needs_status: str | None
+    # Nothing left to do for this ID (None: every ID has something to do).
+    finished: str | None
+    # Asked recently with no change: its next check is not due (None: every ID is due).
+    not_due: str | None
+    # Succeeded, but its detail is older than the refresh age: fetched again, after the rest
+    # and oldest first (None: no detail is refreshed for its age).
+    stale: str | None
+
+
+def todo_filter(
+    refresh: bool, recheck_all: bool = False, refresh_older_than: timedelta | None = None
+) -> TodoFilter:
+    """The to-do list's clauses for a run's options (see `plan_run`)."""
+    if refresh:
+        return TodoFilter(needs_status=None, finished=None, not_due=None, stale=None)
+    # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
+    # its detail stored (else only the detail is missing).
+    given_up = "" if recheck_all else f", '{NOT_FOUND}'"
+    finished = (
+        f"s.status IN ('{FAILED}'{given_up}) "
+        f"OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
+    )
+    stale = None
+    if refresh_older_than is not None:
+        seconds = int(refresh_older_than.total_seconds())
+        stale = (
+            f"s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL "
+            f"AND c.last_synced_at < now() - to_seconds({seconds})"
+        )
+        finished = f"({finished}) AND NOT ({stale})"
+    return TodoFilter(
+        needs_status=f"s.status IS DISTINCT FROM '{SUCCEEDED}'",
+        finished=finished,
+        not_due=None if recheck_all else "s.next_check_at > now()",
+        stale=stale,
+    )
+
+
+def _not(predicate: str | None) -> str:
+    """SQL: ``predicate`` does not hold (NULL counts as not holding); TRUE when it is None."""
+    return "TRUE" if predicate is None else f"NOT coalesce({predicate}, FALSE)"
+
+
+def _order(stale: str | None) -> str:
+    """SQL ORDER BY terms: manifest order, stale details last and oldest first."""
+    if stale is None:
+        return "m.seq"
+    return (
+        f"coalesce({stale}, FALSE), "
+        f"CASE WHEN coalesce({stale}, FALSE) THEN epoch(c.last_synced_at) ELSE m.seq END"
+    )
+
+
 def plan_run(
     con: duckdb.DuckDBPyConnection,
     manifest: str,
@@ -98,25 +158,7 @@ def plan_run(
     places = entry_places(files, manifest_format)
     lines = f"read_parquet({sql_literal(staged)})"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
-    needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
-    # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
-    # its detail stored (else only the detail is missing).
-    given_up = "" if recheck_all else f", '{NOT_FOUND}'"
-    finished = (
-        "FALSE"
-        if refresh
-        else f"s.status IN ('{FAILED}'{given_up}) "
-        f"OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
-    )
-    not_due = "FALSE" if refresh or recheck_all else "s.next_check_at > now()"
-    stale = "FALSE"
-    if refresh_older_than is not None and not refresh:
-        seconds = int(refresh_older_than.total_seconds())
-        stale = (
-            f"s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL "
-            f"AND c.last_synced_at < now() - to_seconds({seconds})"
-        )
-        finished = f"({finished}) AND NOT ({stale})"
+    keep = todo_filter(refresh, recheck_all, refresh_older_than)
     # Planning only reads the tables (an ID gets its creation_status row when its chunk is
     # written). Under a memory cap DuckDB's aggregate and joins spill to disk instead of
     # holding a million-ID manifest and table at once.
@@ -134,7 +176,7 @@ def plan_run(
         total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         manifest_ids = f"(SELECT DISTINCT raw AS creation_id FROM {lines} WHERE {valid})"
         not_due_count = 0
-        if not_due != "FALSE":
+        if keep.not_due is not None:
             not_due_count = int(
                 scalar(
                     con,
@@ -142,7 +184,7 @@ def plan_run(
                     SELECT count(*) FROM {manifest_ids} AS m
                     JOIN creation_status AS s USING (creation_id)
                     LEFT JOIN creations AS c USING (creation_id)
-                    WHERE NOT coalesce({finished}, FALSE) AND {not_due}
+                    WHERE {_not(keep.finished)} AND {keep.not_due}
                     """,
                 )
             )
@@ -153,14 +195,13 @@ def plan_run(
                     SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid}
                     GROUP BY raw
                 )
-                SELECT m.creation_id, {needs_status} AS needs_status,
+                SELECT m.creation_id, {keep.needs_status or "TRUE"} AS needs_status,
                        s.creation_id IS NULL AS never_seen
                 FROM manifest AS m
                 LEFT JOIN creation_status AS s USING (creation_id)
                 LEFT JOIN creations AS c USING (creation_id)
-                WHERE NOT coalesce({finished}, FALSE) AND NOT coalesce({not_due}, FALSE)
-                ORDER BY coalesce({stale}, FALSE), CASE WHEN coalesce({stale}, FALSE)
-                         THEN epoch(c.last_synced_at) ELSE m.seq END
+                WHERE {_not(keep.finished)} AND {_not(keep.not_due)}
+                ORDER BY {_order(keep.stale)}
             ) TO {sql_literal(todo_path)} (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
