@@ -195,3 +195,27 @@ def test_sql_literal_reads_back_as_the_same_text(text: str) -> None:
     literal = sql_literal(text)
     assert literal.startswith("'") and literal.endswith("'")
     assert duckdb.connect().execute(f"SELECT {literal}").fetchall() == [(text,)]
+
+
+def test_manifest_rejects_are_one_row_per_entry_placed_where_it_first_stands(
+    db_path: Path,
+) -> None:
+    entries = """(SELECT * FROM (VALUES ('a/b', 3, 0, 2), ('a/b', 1, 1, 5), ('x y', 7, 1, 6))
+                  AS t(raw, line_no, file_no, seq))"""
+    places = ["ids.txt line", "more.parquet row"]
+    with connection.open_database(db_path) as con:
+
+        def record() -> int:
+            return writes.insert_manifest_rejects(
+                con, run_id="r1", entries=entries, places=places, reason="'bad ' || raw"
+            )
+
+        assert record() == 2
+        assert record() == 0  # the same entries again: no new row
+        rows = con.execute(
+            "SELECT creation_id, stage, message, deferred FROM sync_errors ORDER BY creation_id"
+        ).fetchall()
+    assert rows == [
+        ("a/b", "manifest", "rejected manifest entry (ids.txt line 3): bad a/b", False),
+        ("x y", "manifest", "rejected manifest entry (more.parquet row 7): bad x y", False),
+    ]

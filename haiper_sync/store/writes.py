@@ -216,6 +216,12 @@ def append_status_history(
     )
 
 
+# Every write to sync_errors names its columns in this order.
+_ERROR_COLUMNS = (
+    "run_id, creation_id, stage, http_status, error_code, message, raw_body, deferred, occurred_at"
+)
+
+
 def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_id: str) -> int:
     """Append ``sync_errors`` rows for this run, one per (ID, stage); return the rows given."""
     if not rows:
@@ -223,16 +229,48 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
     _with_registered(
         con,
         as_arrow(rows, ErrorRecord),
-        """
-        INSERT OR REPLACE INTO sync_errors (run_id, creation_id, stage, http_status, error_code,
-                                            message, raw_body, deferred, occurred_at)
+        f"""
+        INSERT OR REPLACE INTO sync_errors ({_ERROR_COLUMNS})
         SELECT ?, creation_id, stage, http_status, code, message, raw_body, deferred, now()
-        FROM {incoming}
+        FROM {{incoming}}
         QUALIFY row_number() OVER (PARTITION BY creation_id, stage) = 1
         """,
         [run_id],
     )
     return len(rows)
+
+
+def insert_manifest_rejects(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    entries: str,
+    places: list[str],
+    reason: str,
+) -> int:
+    """Record the manifest's rejected entries as this run's ``manifest`` errors.
+
+    ``entries``: a SQL relation of the rejected entries (``raw``, ``line_no``, ``file_no``,
+    ``seq``), e.g. a ``read_parquet(...)`` subquery. ``places``: how the entries of file
+    ``file_no`` are placed in a message (``<file> line``). ``reason``: a SQL expression over
+    ``raw``, why it was rejected. One row per distinct entry, placed where it first stands.
+    Returns the rows this run's errors grew by.
+    """
+    count = "SELECT count(*) FROM sync_errors WHERE run_id = ?"
+    before = int(scalar(con, count, [run_id]))
+    con.execute(
+        f"""
+        INSERT OR REPLACE INTO sync_errors ({_ERROR_COLUMNS})
+        SELECT ?, raw, 'manifest', NULL, NULL,
+               'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
+                   || ' ' || arg_min(line_no, seq) || '): ' || ({reason}),
+               NULL, false, now()
+        FROM {entries}
+        GROUP BY raw
+        """,
+        [run_id, places],
+    )
+    return int(scalar(con, count, [run_id])) - before
 
 
 def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> dict[str, int]:

@@ -21,6 +21,7 @@ from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.errors import ConfigError, ManifestError
 from haiper_sync.settings import ManifestFormat
 from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
+from haiper_sync.store import writes
 from haiper_sync.store.sql import scalar, sql_literal
 
 # check_manifest and manifest_files are also re-exported: cli/ still imports them from here.
@@ -166,7 +167,15 @@ def plan_run(
     con.execute(f"SET memory_limit = '{_PLAN_MEMORY}'")
     con.execute("BEGIN")
     try:
-        rejected = _record_rejects(con, run_id, lines, valid, places)
+        rejected = writes.insert_manifest_rejects(
+            con,
+            run_id=run_id,
+            entries=f"(SELECT * FROM {lines} WHERE NOT {valid})",
+            places=places,
+            reason=f"""CASE WHEN length(raw) > {MAX_ID_LENGTH}
+                            THEN 'longer than {MAX_ID_LENGTH} characters'
+                            ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END""",
+        )
         first = None
         if rejected:
             raw, line_no, file_no = con.execute(
@@ -215,29 +224,6 @@ def plan_run(
     todo = pq.ParquetFile(todo_path).metadata.num_rows
     skipped = total - todo - not_due_count
     return Plan(total, rejected, skipped, todo, todo_path, first, not_due_count)
-
-
-def _record_rejects(
-    con: duckdb.DuckDBPyConnection, run_id: str, lines: str, valid: str, files: list[str]
-) -> int:
-    before = int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id]))
-    con.execute(
-        f"""
-        INSERT OR REPLACE INTO sync_errors (run_id, creation_id, stage, http_status, error_code,
-                                            message, raw_body, deferred, occurred_at)
-        SELECT ?, raw, 'manifest', NULL, NULL,
-               'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
-                   || ' ' || arg_min(line_no, seq) || '): ' ||
-               CASE WHEN length(raw) > {MAX_ID_LENGTH}
-                    THEN 'longer than {MAX_ID_LENGTH} characters'
-                    ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END,
-               NULL, false, now()
-        FROM {lines} WHERE NOT {valid}
-        GROUP BY raw
-        """,
-        [run_id, files],
-    )
-    return int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id])) - before
 
 
 class Chunk(NamedTuple):
