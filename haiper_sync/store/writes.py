@@ -57,32 +57,26 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
     if not rows:
         return 0, 0
     table = as_arrow(rows, CreationRow)
-    name = _scratch_name()
-    con.register(name, table)
-    try:
-        updated = int(
-            scalar(
-                con,
-                f"SELECT count(*) FROM creations WHERE creation_id IN "
-                f"(SELECT creation_id FROM {name})",
-            )
-        )
-        names = arrow_schema(CreationRow).names
-        value_columns = [n for n in names if n not in ("synced_at", "run_id")]
-        assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
-        con.execute(
-            f"""
-            MERGE INTO creations AS c USING {name} AS i ON c.creation_id = i.creation_id
-            WHEN MATCHED THEN UPDATE SET {assignments},
-                last_synced_at = i.synced_at, last_run_id = i.run_id
-            WHEN NOT MATCHED THEN INSERT ({", ".join(value_columns)},
-                                          first_synced_at, last_synced_at, last_run_id)
-                VALUES ({", ".join(f"i.{c}" for c in value_columns)},
-                        i.synced_at, i.synced_at, i.run_id)
-            """
-        )
-    finally:
-        con.unregister(name)
+    updated = _with_registered(
+        con,
+        table,
+        "SELECT count(*) FROM creations WHERE creation_id IN (SELECT creation_id FROM {incoming})",
+    )
+    value_columns = [n for n in arrow_schema(CreationRow).names if n not in ("synced_at", "run_id")]
+    assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
+    _with_registered(
+        con,
+        table,
+        f"""
+        MERGE INTO creations AS c USING {{incoming}} AS i ON c.creation_id = i.creation_id
+        WHEN MATCHED THEN UPDATE SET {assignments},
+            last_synced_at = i.synced_at, last_run_id = i.run_id
+        WHEN NOT MATCHED THEN INSERT ({", ".join(value_columns)},
+                                      first_synced_at, last_synced_at, last_run_id)
+            VALUES ({", ".join(f"i.{c}" for c in value_columns)},
+                    i.synced_at, i.synced_at, i.run_id)
+        """,
+    )
     return len(rows) - updated, updated
 
 
