@@ -12,8 +12,8 @@ import duckdb
 from haiper_sync.errors import ConfigError, ForeignDatabase
 from haiper_sync.settings import NO_API_KEY, env_name, load_settings
 from haiper_sync.store.migrations import refuse_foreign
+from haiper_sync.sync.manifest import check_manifest
 from haiper_sync.sync.options import SyncOptions, resolve
-from haiper_sync.sync.plan import check_manifest
 
 # The flags whose names differ from the option they set.
 _FLAGS = {"db_path": "--db"}

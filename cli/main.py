@@ -28,8 +28,8 @@ from haiper_sync.simulator.__main__ import build_parser as simulator_parser
 from haiper_sync.simulator.__main__ import config_from_args, serve_from_args
 from haiper_sync.store import connection
 from haiper_sync.sync import progress
+from haiper_sync.sync.manifest import manifest_files
 from haiper_sync.sync.options import flow_parameters
-from haiper_sync.sync.plan import manifest_files
 
 DEMO_KEY = "sim-demo-key"
 DEMO_MANIFEST = "haiper-demo-manifest.txt"

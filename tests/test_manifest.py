@@ -11,13 +11,8 @@ import pytest
 from haiper_sync.errors import ManifestError
 from haiper_sync.rows import StatusRow
 from haiper_sync.store import connection, runs, writes
-from haiper_sync.sync.plan import (
-    auto_chunk_size,
-    chunk_size_for,
-    iter_chunks,
-    manifest_files,
-    plan_run,
-)
+from haiper_sync.sync.manifest import manifest_files
+from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks, plan_run
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

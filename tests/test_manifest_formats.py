@@ -17,7 +17,8 @@ from haiper_sync.errors import ManifestError
 from haiper_sync.settings import ManifestFormat
 from haiper_sync.simulator import SimulatorServer, generate_ids
 from haiper_sync.store import connection, runs
-from haiper_sync.sync.plan import check_manifest, plan_run
+from haiper_sync.sync.manifest import check_manifest
+from haiper_sync.sync.plan import plan_run
 
 
 def plan(db: Path, manifest: str, tmp: Path, fmt: ManifestFormat = "auto") -> Any:

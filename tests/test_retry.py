@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from haiper_sync.api.retry import (
+    TRANSIENT_STATUS,
     Action,
     RetryPolicy,
     certificate_never_verifies,
@@ -33,6 +34,12 @@ def failed(status: int) -> RequestFailed:
 def test_transient_statuses_retry(status: int) -> None:
     assert is_transient(failed(status))
     assert decide(failed(status), 1, RetryPolicy(), 0.0).action is Action.RETRY
+
+
+def test_transient_statuses_are_408_429_and_every_5xx() -> None:
+    transient = {status for status in range(400, 600) if is_transient(failed(status))}
+    assert transient == {408, 429} | set(range(500, 600))
+    assert transient == TRANSIENT_STATUS | set(range(500, 600))  # the constant says so too
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 409, 422])

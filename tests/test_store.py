@@ -13,6 +13,7 @@ from haiper_sync.rows import ErrorRecord, StatusRow
 from haiper_sync.simulator import creation_detail, generate_ids
 from haiper_sync.store import connection, runs, writes
 from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
+from haiper_sync.store.sql import sql_literal
 from haiper_sync.store.writes import write_chunk
 from haiper_sync.summary import RunCounts
 from haiper_sync.sync.assemble import assemble_chunk
@@ -188,3 +189,34 @@ def test_runs_left_running_by_a_killed_process_are_marked_abandoned(db_path: Pat
         assert runs.abandon_stale_runs(con) == 0
         states = dict(con.execute("SELECT run_id, state FROM sync_runs").fetchall())
     assert states == {"dead": "abandoned", "done": "completed"}
+
+
+@pytest.mark.parametrize("text", ["plain", "it's", "''", "/tmp/o'brien/todo.parquet", ""])
+def test_sql_literal_reads_back_as_the_same_text(text: str) -> None:
+    literal = sql_literal(text)
+    assert literal.startswith("'") and literal.endswith("'")
+    assert duckdb.connect().execute(f"SELECT {literal}").fetchall() == [(text,)]
+
+
+def test_manifest_rejects_are_one_row_per_entry_placed_where_it_first_stands(
+    db_path: Path,
+) -> None:
+    entries = """(SELECT * FROM (VALUES ('a/b', 3, 0, 2), ('a/b', 1, 1, 5), ('x y', 7, 1, 6))
+                  AS t(raw, line_no, file_no, seq))"""
+    places = ["ids.txt line", "more.parquet row"]
+    with connection.open_database(db_path) as con:
+
+        def record() -> int:
+            return writes.insert_manifest_rejects(
+                con, run_id="r1", entries=entries, places=places, reason="'bad ' || raw"
+            )
+
+        assert record() == 2
+        assert record() == 0  # the same entries again: no new row
+        rows = con.execute(
+            "SELECT creation_id, stage, message, deferred FROM sync_errors ORDER BY creation_id"
+        ).fetchall()
+    assert rows == [
+        ("a/b", "manifest", "rejected manifest entry (ids.txt line 3): bad a/b", False),
+        ("x y", "manifest", "rejected manifest entry (more.parquet row 7): bad x y", False),
+    ]

@@ -15,7 +15,7 @@ from haiper_sync.errors import HaiperSyncError
 from haiper_sync.statuses import sql_not_terminal
 from haiper_sync.store.connection import connect
 from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
-from haiper_sync.store.sql import records, scalar
+from haiper_sync.store.sql import records, scalar, sql_literal
 from haiper_sync.summary import RunSummary
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
@@ -160,10 +160,6 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def export(
     con: duckdb.DuckDBPyConnection, out_dir: str | Path, fmt: ExportFormat
 ) -> list[ExportedFile]:
@@ -181,7 +177,7 @@ def export(
         try:
             rows = con.execute(
                 f"COPY (SELECT * FROM {_quote_identifier(name)}) "
-                f"TO {_quote_literal(str(target))} ({EXPORT_OPTIONS[fmt]})"
+                f"TO {sql_literal(target)} ({EXPORT_OPTIONS[fmt]})"
             ).fetchall()
         except duckdb.Error as exc:
             raise AnalystError(f"cannot export {name} to {target}: {one_line(exc)}") from None

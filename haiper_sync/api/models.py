@@ -73,11 +73,6 @@ class LenientModel(BaseModel):
         cleaned["drift"] = notes
         return cleaned
 
-    @property
-    def extras(self) -> dict[str, Any]:
-        """Fields the contract does not name (kept, not interpreted)."""
-        return dict(self.model_extra or {})
-
 
 class StatusValue(LenientModel):
     """``value`` of ``GET /v1/jobs/{id}/status``."""

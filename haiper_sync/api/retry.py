@@ -14,7 +14,8 @@ from enum import Enum
 from haiper_sync import errors
 from haiper_sync.settings import DEFAULTS
 
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# The 4xx statuses worth another request (a timeout, too many requests); every 5xx is too.
+TRANSIENT_STATUS = frozenset({408, 429})
 # Nothing else can succeed either: the key is refused, or the API cannot be reached at all.
 STOPS_THE_RUN = (errors.Unauthorized, errors.ApiUnreachable)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -11,6 +12,11 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     """The single value of a one-row query (fully fetched: DuckDB refuses new work otherwise)."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
+
+
+def sql_literal(text: str | Path) -> str:
+    """``text`` as a SQL string literal, quotes and all: ``it's`` → ``'it''s'``."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -60,32 +60,26 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
     if not rows:
         return 0, 0
     table = as_arrow(rows, CreationRow)
-    name = _scratch_name()
-    con.register(name, table)
-    try:
-        updated = int(
-            scalar(
-                con,
-                f"SELECT count(*) FROM creations WHERE creation_id IN "
-                f"(SELECT creation_id FROM {name})",
-            )
-        )
-        names = arrow_schema(CreationRow).names
-        value_columns = [n for n in names if n not in ("synced_at", "run_id")]
-        assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
-        con.execute(
-            f"""
-            MERGE INTO creations AS c USING {name} AS i ON c.creation_id = i.creation_id
-            WHEN MATCHED THEN UPDATE SET {assignments},
-                last_synced_at = i.synced_at, last_run_id = i.run_id
-            WHEN NOT MATCHED THEN INSERT ({", ".join(value_columns)},
-                                          first_synced_at, last_synced_at, last_run_id)
-                VALUES ({", ".join(f"i.{c}" for c in value_columns)},
-                        i.synced_at, i.synced_at, i.run_id)
-            """
-        )
-    finally:
-        con.unregister(name)
+    updated = _with_registered(
+        con,
+        table,
+        "SELECT count(*) FROM creations WHERE creation_id IN (SELECT creation_id FROM {incoming})",
+    )
+    value_columns = [n for n in arrow_schema(CreationRow).names if n not in ("synced_at", "run_id")]
+    assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
+    _with_registered(
+        con,
+        table,
+        f"""
+        MERGE INTO creations AS c USING {{incoming}} AS i ON c.creation_id = i.creation_id
+        WHEN MATCHED THEN UPDATE SET {assignments},
+            last_synced_at = i.synced_at, last_run_id = i.run_id
+        WHEN NOT MATCHED THEN INSERT ({", ".join(value_columns)},
+                                      first_synced_at, last_synced_at, last_run_id)
+            VALUES ({", ".join(f"i.{c}" for c in value_columns)},
+                    i.synced_at, i.synced_at, i.run_id)
+        """,
+    )
     return len(rows) - updated, updated
 
 
@@ -219,6 +213,12 @@ def append_status_history(
     )
 
 
+# Every write to sync_errors names its columns in this order.
+_ERROR_COLUMNS = (
+    "run_id, creation_id, stage, http_status, error_code, message, raw_body, deferred, occurred_at"
+)
+
+
 def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_id: str) -> int:
     """Append ``sync_errors`` rows for this run, one per (ID, stage); return the rows given."""
     if not rows:
@@ -226,16 +226,48 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
     _with_registered(
         con,
         as_arrow(rows, ErrorRecord),
-        """
-        INSERT OR REPLACE INTO sync_errors (run_id, creation_id, stage, http_status, error_code,
-                                            message, raw_body, deferred, occurred_at)
+        f"""
+        INSERT OR REPLACE INTO sync_errors ({_ERROR_COLUMNS})
         SELECT ?, creation_id, stage, http_status, code, message, raw_body, deferred, now()
-        FROM {incoming}
+        FROM {{incoming}}
         QUALIFY row_number() OVER (PARTITION BY creation_id, stage) = 1
         """,
         [run_id],
     )
     return len(rows)
+
+
+def insert_manifest_rejects(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    entries: str,
+    places: list[str],
+    reason: str,
+) -> int:
+    """Record the manifest's rejected entries as this run's ``manifest`` errors.
+
+    ``entries``: a SQL relation of the rejected entries (``raw``, ``line_no``, ``file_no``,
+    ``seq``), e.g. a ``read_parquet(...)`` subquery. ``places``: how the entries of file
+    ``file_no`` are placed in a message (``<file> line``). ``reason``: a SQL expression over
+    ``raw``, why it was rejected. One row per distinct entry, placed where it first stands.
+    Returns the rows this run's errors grew by.
+    """
+    count = "SELECT count(*) FROM sync_errors WHERE run_id = ?"
+    before = int(scalar(con, count, [run_id]))
+    con.execute(
+        f"""
+        INSERT OR REPLACE INTO sync_errors ({_ERROR_COLUMNS})
+        SELECT ?, raw, 'manifest', NULL, NULL,
+               'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
+                   || ' ' || arg_min(line_no, seq) || '): ' || ({reason}),
+               NULL, false, now()
+        FROM {entries}
+        GROUP BY raw
+        """,
+        [run_id, places],
+    )
+    return int(scalar(con, count, [run_id])) - before
 
 
 def write_chunk(con: duckdb.DuckDBPyConnection, run_id: str, rows: ChunkRows) -> RunCounts:

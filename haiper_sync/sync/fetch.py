@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Generic, Self, TypeVar
 
 from haiper_sync.api.client import Detail, HaiperClient, Sleep
-from haiper_sync.api.models import CreationDetail
+from haiper_sync.api.models import CreationDetail, StatusResponse
 from haiper_sync.api.retry import Action, RetryPolicy, decide
 from haiper_sync.errors import ApiError, InvalidResponse, RequestFailed
 from haiper_sync.rows import ErrorRecord
@@ -142,6 +142,29 @@ class _Retrier:
                 return _record(error, creation_id, stage, decision.action is Action.DEFER)
 
 
+async def _ask_each(
+    retrier: _Retrier,
+    ids: list[str],
+    stage: str,
+    request: Callable[[str], Awaitable[T]],
+    answer: Callable[[str, T | ErrorRecord, datetime], Outcome | None],
+) -> list[Outcome]:
+    """``request`` every ID (concurrently, bounded by the client's pool) through ``retrier``.
+
+    Each answer, or the ID's `ErrorRecord`, goes to ``answer`` with the time it came; what it
+    returns is kept, in ID order. An ID the run's request budget never reached, or whose
+    ``answer`` is None, leaves nothing.
+    """
+
+    async def one(creation_id: str) -> Outcome | None:
+        got = await retrier.call(lambda: request(creation_id), creation_id, stage)
+        at = _now()
+        return None if got is None else answer(creation_id, got, at)
+
+    outcomes = await asyncio.gather(*(one(i) for i in ids))
+    return [o for o in outcomes if o is not None]
+
+
 async def check_statuses(
     client: HaiperClient,
     ids: list[str],
@@ -153,11 +176,9 @@ async def check_statuses(
     """Check the status of every ID (concurrently, bounded by the client's pool)."""
     retrier = _Retrier(policy, sleep, draw)
 
-    async def one(creation_id: str) -> StatusOutcome | None:
-        got = await retrier.call(lambda: client.get_status(creation_id), creation_id, "status")
-        checked_at = _now()
-        if got is None:
-            return None
+    def answer(
+        creation_id: str, got: StatusResponse | ErrorRecord, checked_at: datetime
+    ) -> StatusOutcome:
         if isinstance(got, ErrorRecord):
             return StatusOutcome(creation_id, checked_at, error=got)
         value = got.value
@@ -169,8 +190,7 @@ async def check_statuses(
             return StatusOutcome(creation_id, checked_at, error=error)
         return StatusOutcome(creation_id, checked_at, value.status, value.progress)
 
-    outcomes = await asyncio.gather(*(one(i) for i in ids))
-    asked = [o for o in outcomes if o is not None]
+    asked = await _ask_each(retrier, ids, "status", client.get_status, answer)
     return StatusBatch(asked, retrier.requests, retrier.retries)
 
 
@@ -184,15 +204,7 @@ async def fetch_details(
 ) -> DetailBatch:
     """Fetch the detail of every ID (call it only for IDs whose status is ``succeed``)."""
     retrier = _Retrier(policy, sleep, draw)
-
-    async def one(creation_id: str) -> DetailOutcome | None:
-        got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
-        if got is None:
-            return None
-        return _detail_outcome(creation_id, got, _now())
-
-    outcomes = await asyncio.gather(*(one(i) for i in ids))
-    asked = [o for o in outcomes if o is not None]
+    asked = await _ask_each(retrier, ids, "detail", client.get_detail, _detail_outcome)
     return DetailBatch(asked, retrier.requests, retrier.retries)
 
 
@@ -234,11 +246,7 @@ async def fetch_details_first(
     details: list[DetailOutcome] = []
     fall_back: list[str] = []
 
-    async def one(creation_id: str) -> None:
-        got = await retrier.call(lambda: client.get_detail(creation_id), creation_id, "detail")
-        at = _now()
-        if got is None:
-            return
+    def answer(creation_id: str, got: Detail | ErrorRecord, at: datetime) -> None:
         if isinstance(got, ErrorRecord) and got.http_status == 400:
             fall_back.append(creation_id)
             return
@@ -254,7 +262,7 @@ async def fetch_details_first(
         else:  # no status we know: the status endpoint says
             fall_back.append(creation_id)
 
-    await asyncio.gather(*(one(i) for i in ids))
+    await _ask_each(retrier, ids, "detail", client.get_detail, answer)
     falling = set(fall_back)
     return (
         StatusBatch(statuses, retrier.requests, retrier.retries),

@@ -1,12 +1,12 @@
-"""Manifests: read, validate, dedupe, and subtract what is already finished, inside DuckDB.
+"""Planning a run: validate, dedupe and subtract what is already finished, inside DuckDB.
 
-The manifest streams into a DuckDB temp table in batches and the to-do list goes to a Parquet
-file read back a chunk at a time, so memory follows the chunk size, not the manifest size.
+The manifest's entries are staged to Parquet (see `manifest`) and the to-do list goes to a
+Parquet file read back a chunk at a time, so memory follows the chunk size, not the manifest
+size.
 """
 
 from __future__ import annotations
 
-import glob
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,176 +15,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from haiper_sync.api.ids import ID_PATTERN, MAX_ID_LENGTH
 from haiper_sync.errors import ConfigError, ManifestError
 from haiper_sync.settings import ManifestFormat
 from haiper_sync.statuses import FAILED, NOT_FOUND, SUCCEEDED
-from haiper_sync.store.sql import scalar
+from haiper_sync.store import writes
+from haiper_sync.store.sql import scalar, sql_literal
 from haiper_sync.summary import RunCounts
+from haiper_sync.sync.manifest import entry_places, manifest_files, stage_lines
 
-# Lines staged per Parquet batch, and DuckDB's memory while it plans: both bound the planner's
-# memory, whatever the manifest's size.
-_BATCH = 20_000
+# DuckDB's memory while it plans: bounds the planner's memory, whatever the manifest's size.
 _PLAN_MEMORY = "128MB"
-_LINES = pa.schema(
-    [("line_no", pa.int64()), ("raw", pa.string()), ("file_no", pa.int32()), ("seq", pa.int64())]
-)
-
-# The column structured manifests must have; other columns are ignored.
-ID_COLUMN = "creation_id"
-_BY_SUFFIX: dict[str, ManifestFormat] = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".parquet": "parquet",
-    ".json": "json",
-    ".ndjson": "json",
-    ".jsonl": "json",
-}
-# How an entry's place is named in a rejected entry's message.
-_PLACE = {"lines": "line", "csv": "line", "parquet": "row", "json": "row"}
-
-
-def format_of(path: Path, forced: ManifestFormat = "auto") -> ManifestFormat:
-    """The format of one manifest file: ``forced``, else by extension, else lines of IDs."""
-    if forced != "auto":
-        return forced
-    return _BY_SUFFIX.get(path.suffix.lower(), "lines")
-
-
-def manifest_files(manifest: str, forced: ManifestFormat = "auto") -> list[Path]:
-    """The files a manifest path or glob names; raise `ManifestError` when there are none."""
-    if glob.has_magic(manifest):
-        files = sorted(Path(p) for p in glob.glob(manifest, recursive=True))
-        if not files:
-            raise ManifestError(f"manifest {manifest!r}: no file matches this pattern")
-    else:
-        files = [Path(manifest)]
-    for path in files:
-        if not path.exists():
-            raise ManifestError(f"manifest {path}: no such file")
-        if path.is_dir():
-            raise ManifestError(f"manifest {path}: is a directory, not a file")
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(8192)
-        except OSError as exc:
-            raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
-        if b"\x00" in head and format_of(path, forced) != "parquet":
-            raise ManifestError(f"manifest {path}: binary file, expected one creation ID per line")
-    return files
-
-
-def check_manifest(manifest: str, forced: ManifestFormat = "auto") -> list[Path]:
-    """`manifest_files`, plus: each CSV, Parquet or JSON file has a ``creation_id`` column."""
-    files = manifest_files(manifest, forced)
-    con = duckdb.connect()
-    try:
-        for path in files:
-            if (fmt := format_of(path, forced)) != "lines":
-                _structured_ids(con, path, fmt)
-    finally:
-        con.close()
-    return files
-
-
-def _structured_ids(
-    con: duckdb.DuckDBPyConnection, path: Path, fmt: ManifestFormat
-) -> duckdb.DuckDBPyRelation:
-    """The ``creation_id`` column of a CSV, Parquet or JSON manifest with each row's place."""
-    source = _sql_path(path)
-    reader = {
-        "csv": f"read_csv('{source}', header = true, all_varchar = true)",
-        "parquet": f"read_parquet('{source}')",
-        "json": f"read_json_auto('{source}')",
-    }[fmt]
-    try:
-        columns = [str(c[0]) for c in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-    except duckdb.Error as error:
-        first = str(error).strip().splitlines()[0]
-        raise ManifestError(f"manifest {path}: cannot be read as {fmt} ({first})") from None
-    match = [c for c in columns if c.lower() == ID_COLUMN]
-    if not match:
-        raise ManifestError(
-            f"manifest {path}: no {ID_COLUMN} column (columns found: {', '.join(columns)})"
-        )
-    # A CSV's first row is its line 2 (the header is line 1); other formats count rows from 1.
-    offset = 1 if fmt == "csv" else 0
-    return con.sql(
-        f"""
-        SELECT row_number() OVER () + {offset} AS line_no,
-               trim(CAST("{match[0]}" AS VARCHAR)) AS raw
-        FROM {reader}
-        """
-    ).filter("raw IS NOT NULL AND raw <> ''")
-
-
-def _stage_lines(
-    con: duckdb.DuckDBPyConnection,
-    files: list[Path],
-    staged: Path,
-    forced: ManifestFormat = "auto",
-) -> int:
-    """Stream the manifest's entries (with file, line or row number, order) into a Parquet file.
-
-    DuckDB then reads that file with out-of-core operators, so a manifest of millions of
-    lines never has to sit in memory (a temp table would).
-    """
-    written = 0
-    lines: list[str] = []
-    numbers: list[int] = []
-    sources: list[int] = []
-
-    def flush(writer: pq.ParquetWriter) -> None:
-        nonlocal written
-        seqs = range(written + 1, written + len(lines) + 1)
-        writer.write_batch(
-            pa.record_batch(
-                [
-                    pa.array(numbers, pa.int64()),
-                    pa.array(lines, pa.string()),
-                    pa.array(sources, pa.int32()),
-                    pa.array(seqs, pa.int64()),
-                ],
-                schema=_LINES,
-            )
-        )
-        written += len(lines)
-        lines.clear()
-        numbers.clear()
-        sources.clear()
-
-    with pq.ParquetWriter(staged, _LINES) as writer:
-        for file_no, path in enumerate(files):
-            fmt = format_of(path, forced)
-            if fmt != "lines":
-                reader = _structured_ids(con, path, fmt).fetch_record_batch(_BATCH)
-                for batch in reader:
-                    lines.extend(v[: MAX_ID_LENGTH + 1] for v in batch.column("raw").to_pylist())
-                    numbers.extend(batch.column("line_no").to_pylist())
-                    sources.extend([file_no] * batch.num_rows)
-                    flush(writer)
-                continue
-            try:
-                with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-                    for line_no, line in enumerate(handle, start=1):
-                        text = line.rstrip("\r\n").strip(" \t")
-                        if not text or text.startswith("#"):
-                            continue
-                        if line_no == 1 and text.lower() == "creation_id":
-                            continue  # a CSV-style header
-                        lines.append(text[: MAX_ID_LENGTH + 1])
-                        numbers.append(line_no)
-                        sources.append(file_no)
-                        if len(lines) >= _BATCH:
-                            flush(writer)
-            except OSError as exc:
-                raise ManifestError(f"manifest {path}: cannot be read ({exc.strerror})") from None
-        if lines:
-            flush(writer)
-    return written
 
 
 @dataclass(frozen=True)
@@ -224,6 +67,66 @@ class Plan:
         )
 
 
+@dataclass(frozen=True)
+class TodoFilter:
+    """Which IDs of the manifest a run does, as SQL predicates over ``s`` (``creation_status``)
+    and ``c`` (``creations``). None: the clause does not apply."""
+
+    # An ID needs a status check (None: every ID does). Else only its detail is missing.
+    needs_status: str | None
+    # Nothing left to do for this ID (None: every ID has something to do).
+    finished: str | None
+    # Asked recently with no change: its next check is not due (None: every ID is due).
+    not_due: str | None
+    # Succeeded, but its detail is older than the refresh age: fetched again, after the rest
+    # and oldest first (None: no detail is refreshed for its age).
+    stale: str | None
+
+
+def todo_filter(
+    refresh: bool, recheck_all: bool = False, refresh_older_than: timedelta | None = None
+) -> TodoFilter:
+    """The to-do list's clauses for a run's options (see `plan_run`)."""
+    if refresh:
+        return TodoFilter(needs_status=None, finished=None, not_due=None, stale=None)
+    # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
+    # its detail stored (else only the detail is missing).
+    given_up = "" if recheck_all else f", '{NOT_FOUND}'"
+    finished = (
+        f"s.status IN ('{FAILED}'{given_up}) "
+        f"OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
+    )
+    stale = None
+    if refresh_older_than is not None:
+        seconds = int(refresh_older_than.total_seconds())
+        stale = (
+            f"s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL "
+            f"AND c.last_synced_at < now() - to_seconds({seconds})"
+        )
+        finished = f"({finished}) AND NOT ({stale})"
+    return TodoFilter(
+        needs_status=f"s.status IS DISTINCT FROM '{SUCCEEDED}'",
+        finished=finished,
+        not_due=None if recheck_all else "s.next_check_at > now()",
+        stale=stale,
+    )
+
+
+def _not(predicate: str | None) -> str:
+    """SQL: ``predicate`` does not hold (NULL counts as not holding); TRUE when it is None."""
+    return "TRUE" if predicate is None else f"NOT coalesce({predicate}, FALSE)"
+
+
+def _order(stale: str | None) -> str:
+    """SQL ORDER BY terms: manifest order, stale details last and oldest first."""
+    if stale is None:
+        return "m.seq"
+    return (
+        f"coalesce({stale}, FALSE), "
+        f"CASE WHEN coalesce({stale}, FALSE) THEN epoch(c.last_synced_at) ELSE m.seq END"
+    )
+
+
 def plan_run(
     con: duckdb.DuckDBPyConnection,
     manifest: str,
@@ -249,29 +152,11 @@ def plan_run(
     files = manifest_files(manifest, manifest_format)
     todo_path.parent.mkdir(parents=True, exist_ok=True)
     staged = todo_path.with_name("manifest-lines.parquet")
-    _stage_lines(con, files, staged, manifest_format)
-    places = [f"{f} {_PLACE[format_of(f, manifest_format)]}" for f in files]
-    lines = f"read_parquet('{_sql_path(staged)}')"
+    stage_lines(con, files, staged, manifest_format)
+    places = entry_places(files, manifest_format)
+    lines = f"read_parquet({sql_literal(staged)})"
     valid = f"regexp_full_match(raw, '{ID_PATTERN}')"
-    needs_status = "TRUE" if refresh else f"s.status IS DISTINCT FROM '{SUCCEEDED}'"
-    # Finished: failed, given up on (not_found: unless told to recheck all), or succeeded with
-    # its detail stored (else only the detail is missing).
-    given_up = "" if recheck_all else f", '{NOT_FOUND}'"
-    finished = (
-        "FALSE"
-        if refresh
-        else f"s.status IN ('{FAILED}'{given_up}) "
-        f"OR (s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL)"
-    )
-    not_due = "FALSE" if refresh or recheck_all else "s.next_check_at > now()"
-    stale = "FALSE"
-    if refresh_older_than is not None and not refresh:
-        seconds = int(refresh_older_than.total_seconds())
-        stale = (
-            f"s.status = '{SUCCEEDED}' AND c.creation_id IS NOT NULL "
-            f"AND c.last_synced_at < now() - to_seconds({seconds})"
-        )
-        finished = f"({finished}) AND NOT ({stale})"
+    keep = todo_filter(refresh, recheck_all, refresh_older_than)
     # Planning only reads the tables (an ID gets its creation_status row when its chunk is
     # written). Under a memory cap DuckDB's aggregate and joins spill to disk instead of
     # holding a million-ID manifest and table at once.
@@ -279,7 +164,15 @@ def plan_run(
     con.execute(f"SET memory_limit = '{_PLAN_MEMORY}'")
     con.execute("BEGIN")
     try:
-        rejected = _record_rejects(con, run_id, lines, valid, places)
+        rejected = writes.insert_manifest_rejects(
+            con,
+            run_id=run_id,
+            entries=f"(SELECT * FROM {lines} WHERE NOT {valid})",
+            places=places,
+            reason=f"""CASE WHEN length(raw) > {MAX_ID_LENGTH}
+                            THEN 'longer than {MAX_ID_LENGTH} characters'
+                            ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END""",
+        )
         first = None
         if rejected:
             raw, line_no, file_no = con.execute(
@@ -289,7 +182,7 @@ def plan_run(
         total = int(scalar(con, f"SELECT count(DISTINCT raw) FROM {lines} WHERE {valid}"))
         manifest_ids = f"(SELECT DISTINCT raw AS creation_id FROM {lines} WHERE {valid})"
         not_due_count = 0
-        if not_due != "FALSE":
+        if keep.not_due is not None:
             not_due_count = int(
                 scalar(
                     con,
@@ -297,7 +190,7 @@ def plan_run(
                     SELECT count(*) FROM {manifest_ids} AS m
                     JOIN creation_status AS s USING (creation_id)
                     LEFT JOIN creations AS c USING (creation_id)
-                    WHERE NOT coalesce({finished}, FALSE) AND {not_due}
+                    WHERE {_not(keep.finished)} AND {keep.not_due}
                     """,
                 )
             )
@@ -308,15 +201,14 @@ def plan_run(
                     SELECT raw AS creation_id, min(seq) AS seq FROM {lines} WHERE {valid}
                     GROUP BY raw
                 )
-                SELECT m.creation_id, {needs_status} AS needs_status,
+                SELECT m.creation_id, {keep.needs_status or "TRUE"} AS needs_status,
                        s.creation_id IS NULL AS never_seen
                 FROM manifest AS m
                 LEFT JOIN creation_status AS s USING (creation_id)
                 LEFT JOIN creations AS c USING (creation_id)
-                WHERE NOT coalesce({finished}, FALSE) AND NOT coalesce({not_due}, FALSE)
-                ORDER BY coalesce({stale}, FALSE), CASE WHEN coalesce({stale}, FALSE)
-                         THEN epoch(c.last_synced_at) ELSE m.seq END
-            ) TO '{_sql_path(todo_path)}' (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
+                WHERE {_not(keep.finished)} AND {_not(keep.not_due)}
+                ORDER BY {_order(keep.stale)}
+            ) TO {sql_literal(todo_path)} (FORMAT parquet, ROW_GROUP_SIZE {max(chunk_size, 2048)})
             """
         )
         con.execute("COMMIT")
@@ -329,33 +221,6 @@ def plan_run(
     todo = pq.ParquetFile(todo_path).metadata.num_rows
     skipped = total - todo - not_due_count
     return Plan(total, rejected, skipped, todo, todo_path, first, not_due_count)
-
-
-def _record_rejects(
-    con: duckdb.DuckDBPyConnection, run_id: str, lines: str, valid: str, files: list[str]
-) -> int:
-    before = int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id]))
-    con.execute(
-        f"""
-        INSERT OR REPLACE INTO sync_errors (run_id, creation_id, stage, http_status, error_code,
-                                            message, raw_body, deferred, occurred_at)
-        SELECT ?, raw, 'manifest', NULL, NULL,
-               'rejected manifest entry (' || list_extract(?::VARCHAR[], arg_min(file_no, seq) + 1)
-                   || ' ' || arg_min(line_no, seq) || '): ' ||
-               CASE WHEN length(raw) > {MAX_ID_LENGTH}
-                    THEN 'longer than {MAX_ID_LENGTH} characters'
-                    ELSE 'not a creation ID (allowed: A-Z a-z 0-9 - _)' END,
-               NULL, false, now()
-        FROM {lines} WHERE NOT {valid}
-        GROUP BY raw
-        """,
-        [run_id, files],
-    )
-    return int(scalar(con, "SELECT count(*) FROM sync_errors WHERE run_id = ?", [run_id])) - before
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 class Chunk(NamedTuple):
