@@ -6,7 +6,6 @@ Prefect is imported only by the commands that run the flow, so the others start 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -19,14 +18,16 @@ from typing import Any, get_args
 from cli.analyst import add_commands as add_analyst_commands
 from cli.checks import sync_options
 from cli.output import fail
+from cli.runner import SignalStop, prefect_api, prefect_env
 from haiper_sync.analyst.queries import DEMO_DB, status_counts
 from haiper_sync.analyst.render import render
-from haiper_sync.errors import HaiperSyncError
+from haiper_sync.errors import HaiperSyncError, Interrupted
 from haiper_sync.settings import DEFAULTS, ManifestFormat, Strategy
 from haiper_sync.simulator import SimulatorConfig, generate_ids
 from haiper_sync.simulator.__main__ import build_parser as simulator_parser
 from haiper_sync.simulator.__main__ import config_from_args, serve_from_args
 from haiper_sync.store import connection
+from haiper_sync.summary import RunSummary
 from haiper_sync.sync import progress
 from haiper_sync.sync.manifest import manifest_files
 from haiper_sync.sync.options import flow_parameters
@@ -35,50 +36,33 @@ DEMO_KEY = "sim-demo-key"
 DEMO_MANIFEST = "haiper-demo-manifest.txt"
 
 
-def _prefect_env() -> None:
-    # No network here but the package registries: telemetry would only log errors.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
-
-
 def run_sync(parameters: dict[str, Any]) -> int:
     """Run the ``sync_creations`` flow in this process and print its summary."""
     try:
         manifest_files(parameters["manifest"], parameters.get("manifest_format", "auto"))
     except HaiperSyncError as error:
         return fail(str(error))
-    _prefect_env()
-    from flows import sync_creations
+    prefect_env()
+    with SignalStop() as stop:
+        with prefect_api():
+            from flows import sync_creations
+            from flows.reporting import our_errors_in_one_line
 
-    _no_tracebacks_for_our_errors()
-
-    with _progress_bar():
-        state = sync_creations(**parameters, return_state=True)
-    if not state.is_completed():
-        outcome = state.result(raise_on_failure=False)
-        reason = str(outcome) if isinstance(outcome, BaseException) else state.message
-        return fail(f"sync failed: {reason}")
+            our_errors_in_one_line()
+            with _progress_bar():
+                state = sync_creations(**parameters, return_state=True)
+        if not state.is_completed():
+            if stop.signum is not None:
+                print(f"haiper-sync: {state.message}", file=sys.stderr)
+                return 128 + stop.signum
+            outcome = state.result(raise_on_failure=False)
+            reason = str(outcome) if isinstance(outcome, BaseException) else state.message
+            return fail(f"sync failed: {reason}")
     summary = state.result()
+    assert isinstance(summary, RunSummary)  # a completed run returns its summary
     print(summary.text())
     _print_status_counts(parameters["db_path"])
     return 0
-
-
-class _OurErrorsInOneLine(logging.Filter):
-    """Drops the traceback from a log record about one of our own errors (a 401, a dead API):
-    its message already says what is wrong; the traceback only buries it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], HaiperSyncError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _no_tracebacks_for_our_errors() -> None:
-    # Prefect's console handler sits on the root logger; its API handler (the UI) keeps them.
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _OurErrorsInOneLine) for f in handler.filters):
-            handler.addFilter(_OurErrorsInOneLine())
 
 
 @contextmanager
@@ -299,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except HaiperSyncError as error:
         return fail(str(error))
+    except Interrupted as interrupted:
+        print(f"haiper-sync: interrupted by {interrupted}", file=sys.stderr)
+        return interrupted.exit_code
     except KeyboardInterrupt:
         return 130
     return code

@@ -18,9 +18,17 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.events import emit_event
+from prefect.exceptions import TerminationSignal
+from prefect.futures import PrefectFuture
+from prefect.states import Cancelled, Failed
+from pydantic import SecretStr
 
-from haiper_sync.errors import HaiperSyncError
+from flows.engine import run_engine
+from haiper_sync.api.engine import HttpEngine
+from haiper_sync.errors import HaiperSyncError, Interrupted, StorageError
 from haiper_sync.rows import ChunkRows
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
@@ -30,6 +38,8 @@ from haiper_sync.sync.progress import Progress, progress_line, publish
 from haiper_sync.sync.run import ChunkWriter, check_error_ratio, new_run
 from tasks import finish_sync
 
+# How often the flow looks at the progress while it waits for a chunk, in seconds.
+TICK = 1.0
 SUMMARY_KEY = "haiper-sync-summary"
 PROGRESS_KEY = "haiper-sync-progress"
 EVENT_PREFIX = "haiper-sync.run"
@@ -38,9 +48,9 @@ EVENT_PREFIX = "haiper-sync.run"
 class RunProgress:
     """Keeps the UI's progress artifact, in-process listeners and the run's log up to date.
 
-    The log gets a progress line for a written chunk when the last one is at least
-    ``every`` seconds old: one a chunk at the API's quota (a chunk lasts about 30 s), fewer
-    when chunks are fast.
+    Progress comes from time, not from chunk writes: `tick` (called while the flow waits for a
+    chunk) counts the IDs answered inside chunks still in flight, and a line goes to the log
+    at least every ``every`` seconds, saying so when requests wait for the rate limit.
     """
 
     def __init__(
@@ -55,30 +65,65 @@ class RunProgress:
         self.summary, self.total, self.done = summary, total, 0
         self._logger, self._every, self._clock = logger, every, clock
         self._started = clock()
-        self._last_line = float("-inf")
+        self._last_line = clock()
+        self._shown = -1.0
+        self._shown_line = 0  # the IDs the last log line counted
+        self._live: Callable[[], int] = lambda: 0
+        self._waiting: Callable[[], str | None] = lambda: None
         self._artifact: UUID = create_progress_artifact(  # type: ignore[assignment]
             0.0 if total else 100.0, key=PROGRESS_KEY, description="IDs handled so far"
         )
         publish(Progress(summary.run_id, 0, total))
 
+    def watch(self, live: Callable[[], int], waiting: Callable[[], str | None]) -> None:
+        """Count ``live()`` IDs answered so far in flight; ``waiting()`` says what holds them."""
+        self._live, self._waiting = live, waiting
+
     def advance(self, ids: int) -> None:
-        """Count ``ids`` more IDs as handled."""
+        """Count ``ids`` more IDs as written."""
         self.done += ids
-        percent = 100.0 * self.done / self.total if self.total else 100.0
-        update_progress_artifact(self._artifact, percent)
-        publish(Progress(self.summary.run_id, self.done, self.total))
+        self.tick(live=False)
+
+    def tick(self, *, live: bool = True) -> None:
+        """Show the progress if it moved (``live``: with the IDs answered in flight), and the
+        log line when one is due."""
+        seen = max(self.done, min(self.total, self._live())) if live else self.done
+        percent = 100.0 * seen / self.total if self.total else 100.0
+        if percent != self._shown:
+            self._shown = percent
+            update_progress_artifact(self._artifact, percent)
+            publish(Progress(self.summary.run_id, seen, self.total))
         now = self._clock()
-        if now - self._last_line >= self._every:
-            self._last_line = now
-            self._logger.info(
-                progress_line(
-                    self.done,
-                    self.total,
-                    self.summary.requests,
-                    self.summary.ids_errored,
-                    now - self._started,
-                )
-            )
+        # A line every `every` seconds; also at the first chunk written and at the end.
+        news = seen > self._shown_line and (seen == self.total or not self._shown_line)
+        if now - self._last_line >= self._every or (news and self.done):
+            self._last_line, self._shown_line = now, seen
+            line = progress_line(
+                seen, self.total, self.summary.requests, self.summary.ids_errored,
+                now - self._started,
+            )  # fmt: skip
+            waiting = self._waiting()
+            self._logger.info(f"{line}; {waiting}" if waiting else line)
+
+
+class _OurErrorsInOneLine(logging.Filter):
+    """Drops the traceback from a record about one of our own errors (a 401, a held file): its
+    message already says what is wrong; a traceback would make it read as a crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HaiperSyncError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def our_errors_in_one_line() -> None:
+    """Our foreseen errors are one line in every log of a run: the terminal's and the UI's."""
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    # Prefect's console and API handlers sit on the root logger; records of other loggers
+    # (the engine's) reach them too.
+    for target in [*loggers, *logging.getLogger().handlers]:
+        if not any(isinstance(f, _OurErrorsInOneLine) for f in target.filters):
+            target.addFilter(_OurErrorsInOneLine())
 
 
 class _QuietSuccesses(logging.Filter):
@@ -96,12 +141,15 @@ def quiet_task_successes() -> None:
 
 
 class SyncRun:
-    """One run as the flow sees it: its summary, where its to-do list lives, its writer."""
+    """One run as the flow sees it: its record, its to-do list, its writer, and how it ended."""
 
-    def __init__(self, options: SyncOptions, summary: RunSummary, work: Path, logger: Any) -> None:
-        self.options, self.summary, self.todo_path = options, summary, work / "todo.parquet"
+    def __init__(self, options: SyncOptions, summary: RunSummary, logger: Any) -> None:
+        self.options, self.summary, self.todo_path = options, summary, Path()
         self.chunk_size = options.requested_chunk_size
         self.note: str | None = None  # the message of a run that completed with something to say
+        # What the flow returns: the summary, or a Failed/Cancelled state with its one line.
+        self.outcome: RunSummary | State[Any] = summary
+        self.holds_lock = False
         self._logger = logger
         self._writer = ChunkWriter(options.db_path, summary, options.lock_timeout, logger.warning)
         self._progress: RunProgress | None = None
@@ -111,82 +159,148 @@ class SyncRun:
         """The run's ID in ``sync_runs``."""
         return self.summary.run_id
 
+    @property
+    def ids_written(self) -> int:
+        """IDs whose chunk committed (or was set aside) so far."""
+        return self._progress.done if self._progress else 0
+
+    @property
+    def ids_to_do(self) -> int:
+        """IDs the run set out to sync."""
+        return self._progress.total if self._progress else 0
+
     def planned(self, plan: Plan) -> Plan:
         """Take the plan's counts, say what the run will do; a manifest without IDs fails."""
         self.chunk_size = chunk_size_for(plan.todo, self.chunk_size, self.options.max_chunks)
         self._logger.info(
             "Manifest: %d IDs (%d rejected, %d already finished, %d not due yet); "
-            "%d to sync in chunks of %d",
+            "%d to sync in chunks of %d into %s",
             plan.ids_in_manifest,
             plan.ids_rejected,
             plan.ids_skipped,
             plan.ids_not_due,
             plan.todo,
             self.chunk_size,
+            Path(self.options.db_path).absolute(),
         )
         self.summary.add(plan.counts())
         plan.check_not_empty(self.options.manifest)
         self._progress = RunProgress(self.summary, plan.todo, self._logger)
         return plan
 
-    def write(self, chunk_no: int, rows: ChunkRows) -> None:
-        """Commit a chunk's rows (or set them aside) and move the progress on."""
+    @contextmanager
+    def engine(self, api_key: SecretStr) -> Iterator[HttpEngine]:
+        """The run's HTTP engine, its live counts feeding the progress."""
+        with run_engine(self.options, api_key) as engine:
+            if self._progress is not None:
+                self._progress.watch(
+                    lambda: engine.ids_done,
+                    lambda: "waiting for the rate limit" if engine.rate_limited else None,
+                )
+            yield engine
+
+    def write(self, chunk_no: int, future: PrefectFuture[ChunkRows]) -> None:
+        """Wait for a chunk (the progress moving meanwhile), commit its rows or set them aside."""
         assert self._progress is not None, "planned() comes first"
-        self._progress.advance(self._writer.write(chunk_no, rows))
+        while future.state.is_pending() or future.state.is_running():
+            future.wait(timeout=TICK)
+            self._progress.tick()
+        self._progress.advance(self._writer.write(chunk_no, future.result()))
 
     def finish(self) -> None:
         """The run's verdict: too many errors fail it; a spent budget is its note."""
         check_error_ratio(self.summary, self.options.max_error_ratio)
-        todo = self._progress.total if self._progress else 0
-        done = self._progress.done if self._progress else 0
-        if done < todo:
+        if self.ids_written < self.ids_to_do:
             self.note = (
-                f"request budget of {self.options.max_requests} spent: {todo - done} IDs left "
-                "for the next run"
+                f"request budget of {self.options.max_requests} spent: "
+                f"{self.ids_to_do - self.ids_written} IDs left for the next run"
             )
+
+    def ending(self, error: BaseException) -> tuple[str, str]:
+        """How ``error`` ended the run: its ``sync_runs`` state and its one line."""
+        written = f"{self.ids_written:,} of {self.ids_to_do:,} IDs written; run again to resume"
+        if isinstance(error, Interrupted):
+            return "interrupted", f"interrupted by {error}: {written}"
+        if isinstance(error, KeyboardInterrupt):
+            return "interrupted", f"interrupted by SIGINT: {written}"
+        if isinstance(error, TerminationSignal):
+            if _cancelling():
+                return "cancelled", f"cancelled from Prefect: {written}"
+            return "interrupted", f"interrupted by SIGTERM: {written}"
+        if isinstance(error, StorageError):
+            return "failed", f"{error}; {self.ids_written:,} IDs written; fix that and run again"
+        return "failed", one_line(error)
+
+
+def _cancelling() -> bool:
+    """True when Prefect is cancelling this flow run (a worker relays that as SIGTERM)."""
+    flow_run_id = runtime.flow_run.id
+    if not flow_run_id:
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception:
+        return False
+    return state is not None and (state.is_cancelling() or state.is_cancelled())
 
 
 @contextmanager
 def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
     """Around a run's work: the sync lock, a scratch folder, and the run's record.
 
-    However the run ends, its ``sync_runs`` row is ended and its summary published; leaving
-    with an exception records ``failed`` with the exception in one line and lets it through.
+    However the run ends, it ends with a ``sync_runs`` row (set aside if the file is held) and
+    an event. A foreseen failure, a signal or a cancel becomes the run's outcome: a Failed or
+    Cancelled state with its one line, no traceback. Anything else is re-raised.
     """
     logger = get_run_logger()
     quiet_task_successes()
+    our_errors_in_one_line()
     summary = new_run(options.manifest, options.refresh, str(runtime.flow_run.id or "") or None)
-    with (
-        sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning),
-        tempfile.TemporaryDirectory(prefix="haiper-sync-") as work,
-    ):
-        run = SyncRun(options, summary, Path(work), logger)
-        try:
-            yield run
-        except BaseException as error:
-            try:
-                run.summary = _finish(options, run.summary, "failed", one_line(error))
-            except Exception as finish_error:
-                # Never mask the error that failed the run with one about recording it.
-                logger.error("Could not record the end of run %s: %s", summary.run_id, finish_error)
-            raise
-        run.summary = _finish(options, run.summary, "completed", run.note)
+    run = SyncRun(options, summary, logger)
+    try:
+        with sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning):
+            run.holds_lock = True
+            with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
+                run.todo_path = Path(work) / "todo.parquet"
+                yield run
+    except BaseException as error:
+        state, message = run.ending(error)
+        _end(run, state, message, logger)
+        if state == "failed" and not isinstance(error, HaiperSyncError):
+            raise  # unforeseen: keep its traceback
+        run.outcome = (Failed if state == "failed" else Cancelled)(message=message)
+        return
+    _end(run, "completed", run.note, logger)
     logger.info("Done: %s", run.summary.headline())
 
 
-def _finish(
-    options: SyncOptions, summary: RunSummary, state: str, message: str | None
-) -> RunSummary:
-    summary, errors = finish_sync(
-        options.db_path, summary, state=state, message=message, lock_timeout=options.lock_timeout
-    )
-    create_markdown_artifact(
-        summary.markdown(errors),
-        key=SUMMARY_KEY,
-        description=f"{summary.manifest} → sync summary",
-    )
-    emit_run_event(summary, options.db_path)
-    return summary
+def _end(run: SyncRun, state: str, message: str | None, logger: Any) -> None:
+    """Record the run's end and announce it; a failure to record never masks the first one."""
+    try:
+        summary, errors = finish_sync(
+            run.options.db_path,
+            run.summary,
+            state=state,
+            message=message,
+            lock_timeout=run.options.lock_timeout,
+            holds_sync_lock=run.holds_lock,
+        )
+    except BaseException as finish_error:
+        logger.error("Could not record the end of run %s: %s", run.run_id, one_line(finish_error))
+        summary, errors = run.summary, []
+        summary.state, summary.message = state, message
+    run.summary = summary
+    if isinstance(run.outcome, RunSummary):
+        run.outcome = summary
+    try:
+        create_markdown_artifact(
+            summary.markdown(errors),
+            key=SUMMARY_KEY,
+            description=f"{summary.manifest} → sync summary",
+        )
+    finally:
+        emit_run_event(summary, run.options.db_path)
 
 
 def emit_run_event(summary: RunSummary, db_path: str) -> None:
@@ -205,6 +319,7 @@ def emit_run_event(summary: RunSummary, db_path: str) -> None:
             "message": summary.message,
             "db_path": str(path),
             "host": socket.gethostname(),
+            "flow_run_url": runtime.flow_run.ui_url,
             **summary.counts(),
         },
     )

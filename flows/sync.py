@@ -5,12 +5,13 @@ from __future__ import annotations
 import glob
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from prefect import flow, runtime
+from prefect.client.schemas.objects import State
 from pydantic import Field
 
-from flows.engine import build_task_runner, resolve_api_key, run_engine
+from flows.engine import build_task_runner, resolve_api_key
 from flows.reporting import sync_run
 from haiper_sync.settings import DEFAULTS, ManifestFormat, Strategy, bounds, load_settings
 from haiper_sync.summary import RunSummary
@@ -51,7 +52,7 @@ def sync_creations(
     refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
     manifest_format: ManifestFormat = "auto",
     max_error_ratio: Annotated[float, Field(ge=0, le=1)] = DEFAULTS.max_error_ratio,
-) -> RunSummary:
+) -> RunSummary | State[Any]:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
     Args:
@@ -96,7 +97,7 @@ def sync_creations(
     with sync_run(options) as run:
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
         plan = run.planned(prepare_sync(options, run.summary, todo_path=run.todo_path))
-        with run_engine(options, api_key) as engine:
+        with run.engine(api_key) as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
             chunks = iter_chunks(plan.todo_path, run.chunk_size, detail_first=options.detail_first)
             fetched = (
@@ -106,6 +107,6 @@ def sync_creations(
             )
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
-                run.write(chunk_no, rows.result())
+                run.write(chunk_no, rows)
         run.finish()
-    return run.summary
+    return run.outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class HaiperSyncError(Exception):
     """Base of every error haiper-sync raises on purpose."""
@@ -140,3 +142,20 @@ class ApiUntrusted(ApiUnreachable):
 
 def _unreachable(cls: type[ApiUnreachable], message: str, url: str) -> ApiUnreachable:
     return cls(message, url=url)
+
+
+class Interrupted(BaseException):
+    """A signal (Ctrl-C, SIGTERM) stopped the run; what was committed stays.
+
+    Not an `Exception`, like `KeyboardInterrupt`: no ``except Exception`` on its way out may
+    swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's exit code for death by this signal: 130 for SIGINT, 143 for SIGTERM."""
+        return 128 + self.signum

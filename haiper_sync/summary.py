@@ -53,7 +53,7 @@ class RunSummary(RunCounts):
     state: str = "running"
     finished_at: datetime | None = None
     message: str | None = None
-    # Not in sync_runs: how much of this run waited in <db>.pending/ for the file.
+    # Not in sync_runs: how much of this run waited in <db>.set-aside/ for the file.
     chunks_set_aside: int = 0
     end_set_aside: bool = False
 
@@ -91,7 +91,7 @@ class RunSummary(RunCounts):
             ("duration (s)", f"{self.seconds:.1f}" if self.seconds is not None else "-"),
         ]
         if self._set_aside():
-            rows.append(("set aside in <db>.pending/", self._set_aside()))
+            rows.append(("set aside in <db>.set-aside/", self._set_aside()))
         return [(name, str(value)) for name, value in rows]
 
     def _set_aside(self) -> str:

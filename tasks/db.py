@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from haiper_sync.errors import DatabaseLocked
 from haiper_sync.store import connection, runs
-from haiper_sync.store.spill import ingest_spills, spill_run_end
+from haiper_sync.store.set_aside import set_aside_run_end, write_set_aside
 from haiper_sync.summary import RunSummary
 from haiper_sync.sync.options import SyncOptions
 from haiper_sync.sync.plan import Plan, plan_run
@@ -27,7 +27,7 @@ def prepare_sync(options: SyncOptions, summary: RunSummary, *, todo_path: Path) 
         on_wait=logger.warning,
         init_existing=options.init_existing,
     ) as con:
-        leftovers = ingest_spills(con, options.db_path)
+        leftovers = write_set_aside(con, options.db_path)
         if leftovers:
             logger.info("Wrote %d chunk(s) an earlier run had to set aside", leftovers)
         abandoned = runs.abandon_stale_runs(con)
@@ -58,26 +58,43 @@ def prepare_sync(options: SyncOptions, summary: RunSummary, *, todo_path: Path) 
 
 @task(cache_policy=NO_CACHE)
 def finish_sync(
-    db_path: str, summary: RunSummary, *, state: str, message: str | None, lock_timeout: float
+    db_path: str,
+    summary: RunSummary,
+    *,
+    state: str,
+    message: str | None,
+    lock_timeout: float,
+    holds_sync_lock: bool = True,
 ) -> tuple[RunSummary, list[dict[str, Any]]]:
-    """Close the run's row; return it, with a sample of its errors.
+    """End the run's row (opening it first if the run failed before it had one); return it,
+    with a sample of its errors.
 
     If the file is held, the run's end is set aside like a chunk and ``summary`` (the flow's own
-    count of what it wrote or set aside) stands in for the row.
+    count of what it wrote or set aside) stands in for the row. Without the sync lock (another
+    sync holds it) set-aside chunks are left to their own run.
     """
     logger = get_run_logger()
     try:
         with connection.open_database(
             db_path, timeout=lock_timeout, on_wait=logger.warning, migrate_schema=False
         ) as con:
-            ingest_spills(con, db_path)
+            if holds_sync_lock:
+                write_set_aside(con, db_path)
+            runs.ensure_run(
+                con,
+                summary.run_id,
+                manifest=summary.manifest,
+                refresh=summary.refresh,
+                flow_run_id=summary.flow_run_id,
+                started_at=summary.started_at,
+            )
             runs.finish_run(con, summary.run_id, state=state, message=message)
             stored = runs.fetch_run(con, summary.run_id)
             errors = runs.error_sample(con, summary.run_id)
         stored.chunks_set_aside = summary.chunks_set_aside
         return stored, errors
     except DatabaseLocked as locked:
-        folder = spill_run_end(db_path, summary.run_id, state, message)
+        folder = set_aside_run_end(db_path, summary, state, message)
         logger.warning("%s The run's end is set aside in %s.", locked, folder)
         summary.state, summary.message = state, message
         summary.finished_at, summary.end_set_aside = datetime.now(UTC), True

@@ -11,7 +11,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
-from haiper_sync.store.spill import pending_spills
+from haiper_sync.store.set_aside import set_aside_waiting
 from tests.conftest import SIM_KEY
 from tests.expected import Expected, table_counts
 
@@ -77,7 +77,7 @@ def test_a_held_file_sets_chunks_aside_and_they_land_later(
     assert out.split() == ["holding", "released"]
     assert summary.state == "completed"
     assert summary.chunks_set_aside >= 1
-    assert pending_spills(db) == []
+    assert set_aside_waiting(db) == []
     con = duckdb.connect(str(db), read_only=True)
     counts = table_counts(con)
     statuses = dict(con.execute("SELECT creation_id, status FROM creation_status").fetchall())
@@ -120,11 +120,11 @@ def test_a_file_held_at_the_runs_end_is_a_completed_run_with_its_end_set_aside(
         assert code == 0
         assert "completed" in printed and f"manifest  {manifest}: 8 IDs" in printed
         assert "1 chunk(s), the run's end" in printed
-        assert len(pending_spills(db)) == 2
+        assert len(set_aside_waiting(db)) == 2
         # The next run writes both before it plans: the first run's row ends completed.
         assert main(["sync", "--manifest", str(manifest), "--db", str(db), *options]) == 0
     con = duckdb.connect(str(db), read_only=True)
     first = con.execute("SELECT state, ids_checked FROM sync_runs ORDER BY started_at").fetchall()
     con.close()
     assert first[0] == ("completed", 8)
-    assert pending_spills(db) == []
+    assert set_aside_waiting(db) == []

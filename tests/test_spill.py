@@ -10,8 +10,14 @@ from haiper_sync.api.models import CreationDetail
 from haiper_sync.rows import ErrorRecord
 from haiper_sync.simulator import creation_detail, generate_ids
 from haiper_sync.store import connection, runs
-from haiper_sync.store.spill import ingest_spills, pending_spills, spill_chunk, spill_run_end
+from haiper_sync.store.set_aside import (
+    set_aside_chunk,
+    set_aside_run_end,
+    set_aside_waiting,
+    write_set_aside,
+)
 from haiper_sync.store.writes import write_chunk
+from haiper_sync.summary import RunSummary
 from haiper_sync.sync.assemble import assemble_chunk
 from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
 
@@ -41,6 +47,10 @@ def chunk_rows(run_id: str):  # type: ignore[no-untyped-def]
     return assemble_chunk(run_id, statuses, details)
 
 
+def run_summary(run_id: str) -> RunSummary:
+    return RunSummary(run_id=run_id, manifest="m", started_at=NOW)
+
+
 def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
     with connection.open_database(db, read_only=True) as con:
         return {
@@ -64,19 +74,45 @@ def test_a_spilled_chunk_and_run_end_land_like_a_direct_write(tmp_path: Path) ->
         write_chunk(con, "r1", chunk_rows("r1"))
         runs.finish_run(con, "r1", state="completed")
 
-    spill_chunk(later, "r1", 0, chunk_rows("r1"))
-    spill_run_end(later, "r1", "completed", None)
-    assert len(pending_spills(later)) == 2
+    set_aside_chunk(later, "r1", 0, chunk_rows("r1"))
+    set_aside_run_end(later, run_summary("r1"), "completed", None)
+    assert len(set_aside_waiting(later)) == 2
     with connection.open_database(later) as con:
-        assert ingest_spills(con, later) == 2
-    assert pending_spills(later) == []
+        assert write_set_aside(con, later) == 2
+    assert set_aside_waiting(later) == []
+    assert not Path(f"{later}.set-aside").exists()  # no empty folder left behind
     assert dump(later) == dump(direct)
+
+
+def test_a_run_that_never_got_its_row_gets_it_with_its_end(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with connection.open_database(db):
+        pass
+    set_aside_run_end(db, run_summary("r9"), "failed", "the file was held")
+    with connection.open_database(db) as con:
+        assert write_set_aside(con, db) == 1
+        run = runs.fetch_run(con, "r9")
+    assert (run.state, run.message, run.manifest) == ("failed", "the file was held", "m")
+    assert run.started_at == NOW
+
+
+def test_chunks_set_aside_by_an_earlier_version_are_still_written(tmp_path: Path) -> None:
+    db = tmp_path / "x.duckdb"
+    with connection.open_database(db) as con:
+        runs.start_run(con, "r1", manifest="m", refresh=False)
+    folder = set_aside_chunk(db, "r1", 0, chunk_rows("r1"))
+    legacy = Path(f"{db}.pending")
+    folder.parent.rename(legacy)
+    with connection.open_database(db) as con:
+        assert write_set_aside(con, db) == 1
+        assert runs.fetch_run(con, "r1").ids_fetched == 3
+    assert not legacy.exists()
 
 
 def test_a_half_written_spill_is_never_ingested(tmp_path: Path) -> None:
     db = tmp_path / "x.duckdb"
-    partial = Path(f"{db}.pending") / ".partial-abc"
+    partial = Path(f"{db}.set-aside") / ".partial-abc"
     partial.mkdir(parents=True)
     (partial / "meta.json").write_text("{")
     with connection.open_database(db) as con:
-        assert ingest_spills(con, db) == 0
+        assert write_set_aside(con, db) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -110,6 +111,9 @@ class HaiperClient:
             }
         )
         self._slots: asyncio.Semaphore | None = None
+        # Until when (time.monotonic) a request waits for its turn in the rate limit: progress
+        # lines say so instead of looking stalled.
+        self.rate_limited_until = 0.0
         # Until one exchange has ended, requests go one at a time: a certificate that can
         # never verify then costs one request, not a whole first wave of them.
         self._first_contact: asyncio.Lock | None = None
@@ -174,6 +178,7 @@ class HaiperClient:
             slot, wait = self._limiter.reserve()
             try:
                 if wait > 0:
+                    self.rate_limited_until = max(self.rate_limited_until, time.monotonic() + wait)
                     await self._sleep(wait)
                 return await self._send_once_contacted(path)
             finally:

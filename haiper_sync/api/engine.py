@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ class HttpEngine:
             config.api_url, threshold=config.breaker_threshold, min_seconds=config.breaker_seconds
         )
         self.budget = RequestBudget(config.max_requests)
+        # IDs of the chunks in flight that need nothing more: progress between chunk writes.
+        self.ids_done = 0
         # Built before the thread starts: a bad proxy or CA bundle fails here, in the caller.
         self.client = HaiperClient(
             config.api_url,
@@ -141,6 +144,15 @@ class HttpEngine:
                 raise EngineClosed("the run's HTTP engine is closed (the run is ending)")
             future = asyncio.run_coroutine_threadsafe(call(), self._loop)
         return future.result()
+
+    def count_done(self, ids: int) -> None:
+        """Count ``ids`` more IDs answered for good (called on the engine's loop only)."""
+        self.ids_done += ids
+
+    @property
+    def rate_limited(self) -> bool:
+        """True while requests wait for their turn in the rate limit."""
+        return self.client.rate_limited_until > time.monotonic()
 
     def close(self) -> None:
         """Cancel work still in flight, close the connections and stop the loop thread.
@@ -195,8 +207,15 @@ class WorkerEngine:
 
     def run(self, work: Callable[[HaiperClient], Awaitable[T]]) -> T:
         """Run ``work(client)`` on this worker process's engine for the run."""
+        return self._engine().run(work)
+
+    def count_done(self, ids: int) -> None:
+        """Counted on the worker: the flow's progress sees only written chunks from Dask."""
+        self._engine().count_done(ids)
+
+    def _engine(self) -> HttpEngine:
         with _worker_lock:
             engine = _worker_engines.get(self.token)
         if engine is None:
             raise EngineClosed("this process has no open HTTP engine for the run")
-        return engine.run(work)
+        return engine

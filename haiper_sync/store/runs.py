@@ -28,6 +28,29 @@ def start_run(
     )
 
 
+def ensure_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    manifest: str,
+    refresh: bool,
+    flow_run_id: str | None = None,
+    started_at: datetime | None = None,
+) -> bool:
+    """Open the run's row unless it has one (a run that failed before it got one); True if new."""
+    if scalar(con, "SELECT count(*) FROM sync_runs WHERE run_id = ?", [run_id]):
+        return False
+    start_run(
+        con,
+        run_id,
+        manifest=manifest,
+        refresh=refresh,
+        flow_run_id=flow_run_id,
+        started_at=started_at,
+    )
+    return True
+
+
 def abandon_stale_runs(con: duckdb.DuckDBPyConnection) -> int:
     """Mark runs still ``running`` as ``abandoned``; call only while holding the sync lock.
 
@@ -55,7 +78,7 @@ def add_run_counts(con: duckdb.DuckDBPyConnection, run_id: str, counts: RunCount
 def finish_run(
     con: duckdb.DuckDBPyConnection, run_id: str, *, state: str, message: str | None = None
 ) -> None:
-    """Close the run's row with its final state (``completed`` or ``failed``)."""
+    """Close the run's row with its final state (`summary.RUN_ENDS`)."""
     con.execute(
         "UPDATE sync_runs SET state = ?, finished_at = ?, message = ? WHERE run_id = ?",
         [state, datetime.now(UTC), message, run_id],

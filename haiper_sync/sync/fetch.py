@@ -22,6 +22,8 @@ from haiper_sync.sync.plan import Chunk
 
 T = TypeVar("T")
 Draw = Callable[[], float]
+# Told how many more IDs of a chunk need nothing more in this run.
+Done = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,10 @@ async def _ask_each(
     return [o for o in outcomes if o is not None]
 
 
+def _ignore(ids: int) -> None:
+    pass
+
+
 async def check_statuses(
     client: HaiperClient,
     ids: list[str],
@@ -172,26 +178,39 @@ async def check_statuses(
     *,
     sleep: Sleep = asyncio.sleep,
     draw: Draw = random.random,
+    on_done: Done = _ignore,
 ) -> StatusBatch:
-    """Check the status of every ID (concurrently, bounded by the client's pool)."""
+    """Check the status of every ID (concurrently, bounded by the client's pool).
+
+    ``on_done(1)`` for each ID that needs nothing more in this run (all but ``succeed``).
+    """
     retrier = _Retrier(policy, sleep, draw)
 
     def answer(
         creation_id: str, got: StatusResponse | ErrorRecord, checked_at: datetime
     ) -> StatusOutcome:
-        if isinstance(got, ErrorRecord):
-            return StatusOutcome(creation_id, checked_at, error=got)
-        value = got.value
-        if value is None or value.status not in KNOWN_STATUSES:
-            shown = None if value is None else value.status
-            message = f"status response has no known value.status (got {shown!r})"
-            raw = got.model_dump_json(exclude={"drift"})
-            error = ErrorRecord(creation_id, "parse", message, 200, raw_body=raw, deferred=True)
-            return StatusOutcome(creation_id, checked_at, error=error)
-        return StatusOutcome(creation_id, checked_at, value.status, value.progress)
+        outcome = _status_outcome(creation_id, got, checked_at)
+        if outcome.status != SUCCEEDED:
+            on_done(1)
+        return outcome
 
     asked = await _ask_each(retrier, ids, "status", client.get_status, answer)
     return StatusBatch(asked, retrier.requests, retrier.retries)
+
+
+def _status_outcome(
+    creation_id: str, got: StatusResponse | ErrorRecord, checked_at: datetime
+) -> StatusOutcome:
+    if isinstance(got, ErrorRecord):
+        return StatusOutcome(creation_id, checked_at, error=got)
+    value = got.value
+    if value is None or value.status not in KNOWN_STATUSES:
+        shown = None if value is None else value.status
+        message = f"status response has no known value.status (got {shown!r})"
+        raw = got.model_dump_json(exclude={"drift"})
+        error = ErrorRecord(creation_id, "parse", message, 200, raw_body=raw, deferred=True)
+        return StatusOutcome(creation_id, checked_at, error=error)
+    return StatusOutcome(creation_id, checked_at, value.status, value.progress)
 
 
 async def fetch_details(
@@ -201,10 +220,16 @@ async def fetch_details(
     *,
     sleep: Sleep = asyncio.sleep,
     draw: Draw = random.random,
+    on_done: Done = _ignore,
 ) -> DetailBatch:
     """Fetch the detail of every ID (call it only for IDs whose status is ``succeed``)."""
     retrier = _Retrier(policy, sleep, draw)
-    asked = await _ask_each(retrier, ids, "detail", client.get_detail, _detail_outcome)
+
+    def answer(creation_id: str, got: Detail | ErrorRecord, fetched_at: datetime) -> DetailOutcome:
+        on_done(1)
+        return _detail_outcome(creation_id, got, fetched_at)
+
+    asked = await _ask_each(retrier, ids, "detail", client.get_detail, answer)
     return DetailBatch(asked, retrier.requests, retrier.retries)
 
 
@@ -233,6 +258,7 @@ async def fetch_details_first(
     *,
     sleep: Sleep = asyncio.sleep,
     draw: Draw = random.random,
+    on_done: Done = _ignore,
 ) -> tuple[StatusBatch, DetailBatch, list[str]]:
     """Ask IDs never seen before for their detail directly (a detail-first backfill).
 
@@ -251,6 +277,9 @@ async def fetch_details_first(
             fall_back.append(creation_id)
             return
         outcome = _detail_outcome(creation_id, got, at)
+        status = outcome.detail.status if outcome.detail is not None else None
+        if outcome.detail is None or status in KNOWN_STATUSES:
+            on_done(1)
         status = outcome.detail.status if outcome.detail is not None else None
         if outcome.detail is None:  # an error or an unusable body: the ID's error
             details.append(outcome)
@@ -278,20 +307,27 @@ async def fetch_chunk(
     *,
     sleep: Sleep = asyncio.sleep,
     draw: Draw = random.random,
+    on_done: Done = _ignore,
 ) -> tuple[StatusBatch, DetailBatch]:
     """A chunk's requests: details first for ``chunk.detail_first``, statuses of the rest (and
-    of those that fell back), then the details of every ID that succeeded."""
+    of those that fell back), then the details of every ID that succeeded.
+
+    ``on_done(n)`` as IDs need nothing more: a live count for progress while chunks are in
+    flight.
+    """
     first_statuses, first_details, fall_back = StatusBatch(), DetailBatch(), list[str]()
     if chunk.detail_first:
         first_statuses, first_details, fall_back = await fetch_details_first(
-            client, chunk.detail_first, policy, sleep=sleep, draw=draw
+            client, chunk.detail_first, policy, sleep=sleep, draw=draw, on_done=on_done
         )
     to_check = chunk.to_check + fall_back
     statuses = StatusBatch()
     if to_check:
-        statuses = await check_statuses(client, to_check, policy, sleep=sleep, draw=draw)
+        statuses = await check_statuses(
+            client, to_check, policy, sleep=sleep, draw=draw, on_done=on_done
+        )
     ids = statuses.succeeded() + chunk.known_succeeded
     details = DetailBatch()
     if ids:
-        details = await fetch_details(client, ids, policy, sleep=sleep, draw=draw)
+        details = await fetch_details(client, ids, policy, sleep=sleep, draw=draw, on_done=on_done)
     return first_statuses.plus(statuses), first_details.plus(details)

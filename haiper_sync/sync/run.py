@@ -13,7 +13,7 @@ from typing import TypeVar
 from haiper_sync.errors import DatabaseLocked, TooManyErrors
 from haiper_sync.rows import ChunkRows
 from haiper_sync.store.connection import open_database
-from haiper_sync.store.spill import ingest_spills, spill_chunk
+from haiper_sync.store.set_aside import set_aside_chunk, write_set_aside
 from haiper_sync.store.writes import write_chunk
 from haiper_sync.summary import RunSummary
 
@@ -49,7 +49,7 @@ class ChunkWriter:
     """Writes a run's chunks in order and keeps the run's summary.
 
     One writer per database, in the flow's process. A chunk that finds the file held by
-    someone else past the lock timeout is set aside in ``<db>.pending/``; once that happened,
+    someone else past the lock timeout is set aside in ``<db>.set-aside/``; once that happened,
     the next writes wait only briefly (and set their chunk aside too) instead of stalling the
     whole run for the full timeout each.
     """
@@ -73,11 +73,11 @@ class ChunkWriter:
             with open_database(
                 self.db_path, timeout=self._wait, on_wait=self._warn, migrate_schema=False
             ) as con:
-                ingest_spills(con, self.db_path)
+                write_set_aside(con, self.db_path)
                 counts = write_chunk(con, self.summary.run_id, rows)
             self._wait = self.lock_timeout
         except DatabaseLocked as locked:
-            folder = spill_chunk(self.db_path, self.summary.run_id, chunk_no, rows)
+            folder = set_aside_chunk(self.db_path, self.summary.run_id, chunk_no, rows)
             self._warn(f"{locked} Chunk {chunk_no} set aside in {folder} until the file is free.")
             counts = rows.counts
             self.summary.chunks_set_aside += 1

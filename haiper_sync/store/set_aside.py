@@ -7,11 +7,13 @@ the file: later in the same run, or the next run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import pyarrow.parquet as pq
 from haiper_sync.rows import ChunkRows, CreationRow, ErrorRecord, OutputRow, StatusRow, as_arrow
 from haiper_sync.store import runs
 from haiper_sync.store.writes import write_chunk
-from haiper_sync.summary import RunCounts
+from haiper_sync.summary import RunCounts, RunSummary
 
 # The ChunkRows field each Parquet file holds, and its row type.
 _TABLES: dict[str, type[Any]] = {
@@ -32,13 +34,18 @@ _TABLES: dict[str, type[Any]] = {
 }
 
 
-def spill_dir(db_path: str | Path) -> Path:
-    """Where a database's unwritten chunks wait: ``<db>.pending/``."""
-    return Path(f"{db_path}.pending")
+def set_aside_dir(db_path: str | Path) -> Path:
+    """Where a database's set-aside chunks wait: ``<db>.set-aside/``."""
+    return Path(f"{db_path}.set-aside")
+
+
+def _folders(db_path: str | Path) -> list[Path]:
+    # `<db>.pending/` is where haiper-sync up to 0.1 set chunks aside: still written, once.
+    return [set_aside_dir(db_path), Path(f"{db_path}.pending")]
 
 
 def _publish(db_path: str | Path, name: str, write: Any) -> Path:
-    base = spill_dir(db_path)
+    base = set_aside_dir(db_path)
     base.mkdir(parents=True, exist_ok=True)
     staging = base / f".partial-{uuid.uuid4().hex}"
     staging.mkdir()
@@ -49,8 +56,8 @@ def _publish(db_path: str | Path, name: str, write: Any) -> Path:
     return final
 
 
-def spill_chunk(db_path: str | Path, run_id: str, chunk_no: int, rows: ChunkRows) -> Path:
-    """Save a chunk's rows for a later write; return the folder."""
+def set_aside_chunk(db_path: str | Path, run_id: str, chunk_no: int, rows: ChunkRows) -> Path:
+    """Set a chunk's rows aside for a later write; return the folder."""
 
     def write(folder: Path) -> None:
         for name, row_type in _TABLES.items():
@@ -61,28 +68,48 @@ def spill_chunk(db_path: str | Path, run_id: str, chunk_no: int, rows: ChunkRows
     return _publish(db_path, f"{run_id}-chunk-{chunk_no:05d}", write)
 
 
-def spill_run_end(db_path: str | Path, run_id: str, state: str, message: str | None) -> Path:
-    """Save a run's final state for a later write."""
+def set_aside_run_end(
+    db_path: str | Path, summary: RunSummary, state: str, message: str | None
+) -> Path:
+    """Set a run's end aside for a later write (with its start, in case it never got a row)."""
 
     def write(folder: Path) -> None:
-        meta = {"run_id": run_id, "end": {"state": state, "message": message}}
+        meta = {
+            "run_id": summary.run_id,
+            "start": {
+                "manifest": summary.manifest,
+                "refresh": summary.refresh,
+                "flow_run_id": summary.flow_run_id,
+                "started_at": summary.started_at.isoformat(),
+            },
+            "end": {"state": state, "message": message},
+        }
         (folder / "meta.json").write_text(json.dumps(meta))
 
-    return _publish(db_path, f"{run_id}-end", write)
+    return _publish(db_path, f"{summary.run_id}-end", write)
 
 
-def pending_spills(db_path: str | Path) -> list[Path]:
-    """Spilled chunks and run ends still to be written, oldest first."""
-    base = spill_dir(db_path)
-    return sorted(p for p in base.glob("[0-9]*") if p.is_dir()) if base.exists() else []
+def set_aside_waiting(db_path: str | Path) -> list[Path]:
+    """Set-aside chunks and run ends still to be written, oldest first."""
+    return sorted(
+        p for base in _folders(db_path) if base.exists() for p in base.glob("[0-9]*") if p.is_dir()
+    )
 
 
-def ingest_spills(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> int:
-    """Write every pending spill (each in its own transaction) and delete it; return how many."""
+def write_set_aside(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> int:
+    """Write every set-aside chunk and run end (each in its own transaction); return how many.
+
+    Each is deleted once written, and the folder with the last one.
+    """
     done = 0
-    for folder in pending_spills(db_path):
+    for folder in set_aside_waiting(db_path):
         meta = json.loads((folder / "meta.json").read_text())
         if "end" in meta:
+            if "start" in meta:
+                start = meta["start"] | {
+                    "started_at": datetime.fromisoformat(meta["start"]["started_at"])
+                }
+                runs.ensure_run(con, meta["run_id"], **start)
             runs.finish_run(con, meta["run_id"], **meta["end"])
         else:
             parts = {
@@ -92,4 +119,8 @@ def ingest_spills(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> int:
             write_chunk(con, meta["run_id"], ChunkRows(**parts, counts=RunCounts(**meta["counts"])))
         shutil.rmtree(folder)
         done += 1
+    for base in _folders(db_path):
+        # Only an empty folder goes: a `.partial-*` being written by another process stays.
+        with contextlib.suppress(OSError):
+            base.rmdir()
     return done
