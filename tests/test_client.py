@@ -230,3 +230,24 @@ def test_fetch_details_quarantines_bodies_without_value() -> None:
     batch = run(go())
     error = batch.outcomes[0].error  # type: ignore[attr-defined]
     assert error.stage == "parse" and error.raw_body == '{"status":"success"}'
+
+
+def test_after_the_first_contact_requests_go_in_parallel() -> None:
+    # The first request goes alone (a certificate that never verifies costs one request);
+    # those that queued behind it must not then go one at a time.
+    in_flight, most = [0], [0]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        for _ in range(5):
+            await asyncio.sleep(0)  # yields to the loop: no time passes
+        in_flight[0] -= 1
+        return httpx.Response(200, json={"status": "success", "value": {"status": "pending"}})
+
+    async def go() -> None:
+        async with client_for(handler, concurrency=8) as client:
+            await asyncio.gather(*(client.get_status(f"id{n}") for n in range(8)))
+
+    run(go())
+    assert most[0] > 1

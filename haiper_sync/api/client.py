@@ -195,10 +195,13 @@ class HaiperClient:
             self._first_contact = asyncio.Lock()
         async with self._first_contact:
             self._check_trusted()
-            try:
-                return await self._send(path)
-            finally:
-                self._contacted = self._untrusted is None
+            if not self._contacted:
+                try:
+                    return await self._send(path)
+                finally:
+                    self._contacted = self._untrusted is None
+        # The first request reached the API while this one waited: the rest go in parallel.
+        return await self._send(path)
 
     async def _send(self, path: str) -> str:
         url = self.api_url + path
