@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = "threads"
     dask_address: str | None = None
     dask_workers: int = Field(default=2, ge=1, le=256)
+    # Media archive
+    # Where creations' media files are kept: a directory, or s3:// gs:// az:// (obstore reads
+    # AWS_* / GOOGLE_* / AZURE_* from the environment); "" archives nothing.
+    archive_media: str = ""
+    media_concurrency: int = Field(default=8, ge=1, le=256)
+    # A bigger body is refused before it is read: no CDN file of a creation is near it.
+    media_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    # Bytes per second over all downloads, so an archive can share a link; 0: no cap.
+    media_bandwidth: int = Field(default=0, ge=0)
 
 
 def load_settings() -> Settings:
