@@ -161,14 +161,16 @@ class _Archiver:
 
     async def archive_one(self, file: MediaFile) -> None:
         attempts = [0]
+        # One retry with a fresh link per file; the creation's detail is fetched once for all.
+        refreshed = False
         try:
             if is_expired(file.url, self.clock()):
                 expired = LinkExpired(f"{file.label()}: the link has expired")
-                file = await self.fresh(file, expired)
+                file, refreshed = await self.fresh(file, expired), True
             try:
                 stored = await self.downloader.fetch(file, attempts)
             except LinkExpired as refused:
-                if file.creation_id in self._refreshes or self.refresher is None:
+                if refreshed or self.refresher is None:
                     raise
                 file = await self.fresh(file, refused)
                 stored = await self.downloader.fetch(file, attempts)
