@@ -33,6 +33,7 @@ STAGE = "media"
 # that the DuckDB file is free for analysts between writes.
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 2.0
+PROGRESS_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,15 @@ class _Archiver:
         self._refreshes: dict[str, asyncio.Task[Links]] = {}
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
+        self._last_report = time.monotonic()
 
     def on_bytes(self, n: int) -> None:
         self.tally.bytes_received += n
+        # A few reports a second while bytes flow: enough for a live MB/s, cheap per chunk.
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_SECONDS:
+            self._last_report = now
+            self.report()
 
     def report(self) -> None:
         if self.progress is not None:

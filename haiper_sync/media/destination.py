@@ -30,10 +30,24 @@ class Destination:
 
     store: ObjectStore
     base: str
+    root: Path | None = None  # a local directory's path
 
     def stored_url(self, key: str) -> str:
         """Where ``key`` is kept, as an analyst would open it."""
         return f"{self.base.rstrip('/')}/{key}"
+
+    def sweep(self, key: str) -> None:
+        """Remove what a killed earlier put of ``key`` left beside it (never the key itself).
+
+        obstore stages a local file as ``<key>#<n>`` and renames it when whole; a process
+        killed midway leaves the stage behind. (Object stores drop aborted uploads by lifecycle
+        rule.)
+        """
+        if self.root is None:
+            return
+        final = self.root / key
+        for stage in final.parent.glob(f"{final.name}#*"):
+            stage.unlink(missing_ok=True)
 
 
 def open_destination(target: str) -> Destination:
@@ -48,7 +62,7 @@ def open_destination(target: str) -> Destination:
     try:
         if scheme in ("", "file") or len(scheme) == 1:  # a path (or a Windows drive letter)
             root = Path(urlsplit(target).path if scheme == "file" else target).resolve()
-            return Destination(LocalStore(root, mkdir=True), str(root))
+            return Destination(LocalStore(root, mkdir=True), str(root), root)
         if scheme in REMOTE_SCHEMES:
             return Destination(from_url(target), target)
     except (ValueError, OSError) as error:

@@ -171,6 +171,7 @@ class Downloader:
                 raise store_failure(error, label) from None
             finally:
                 await stream.aclose()
+            self._destination.sweep(key)
             return Stored(key, received, hasher.hexdigest(), content_type)
         finally:
             await response.aclose()
