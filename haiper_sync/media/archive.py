@@ -24,6 +24,7 @@ from haiper_sync.settings import Settings
 from haiper_sync.store.connection import open_database
 from haiper_sync.store.media import archived_count, media_to_archive, record_media
 from haiper_sync.store.writes import insert_errors
+from haiper_sync.summary import MediaCounts
 
 # Fresh signed links of one creation, by (output_id, kind); output_id None for the cover.
 Links = Mapping[tuple[str | None, str], str]
@@ -61,6 +62,17 @@ class ArchiveSummary:
     files_skipped: int  # archived by an earlier run: not downloaded again
     files_not_archived: int  # still missing when the run ended (failed or not reached)
     links_refreshed: int  # creations whose detail was fetched again for fresh links
+
+    def counts(self) -> MediaCounts:
+        """The run summary's share of it."""
+        return MediaCounts(
+            destination=self.destination,
+            files_archived=self.files_archived,
+            bytes_archived=self.bytes_archived,
+            files_failed=self.files_failed,
+            files_not_archived=self.files_not_archived,
+            links_refreshed=self.links_refreshed,
+        )
 
 
 @dataclass
