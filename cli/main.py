@@ -34,6 +34,7 @@ from haiper_sync.sync.options import flow_parameters
 
 DEMO_KEY = "sim-demo-key"
 DEMO_MANIFEST = "haiper-demo-manifest.txt"
+DEMO_MEDIA = "haiper-demo-media"
 
 
 def run_sync(parameters: dict[str, Any]) -> int:
@@ -42,27 +43,50 @@ def run_sync(parameters: dict[str, Any]) -> int:
         manifest_files(parameters["manifest"], parameters.get("manifest_format", "auto"))
     except HaiperSyncError as error:
         return fail(str(error))
-    prefect_env()
-    with SignalStop() as stop:
-        with prefect_api():
-            from flows import sync_creations
-            from flows.reporting import our_errors_in_one_line
-
-            our_errors_in_one_line()
-            with _progress_bar():
-                state = sync_creations(**parameters, return_state=True)
-        if not state.is_completed():
-            if stop.signum is not None:
-                print(f"haiper-sync: {state.message}", file=sys.stderr)
-                return 128 + stop.signum
-            outcome = state.result(raise_on_failure=False)
-            reason = str(outcome) if isinstance(outcome, BaseException) else state.message
-            return fail(f"sync failed: {reason}")
+    state, code = _run_flow("sync_creations", parameters, "sync failed")
+    if code is not None:
+        return code
     summary = state.result()
     assert isinstance(summary, RunSummary)  # a completed run returns its summary
     print(summary.text())
     _print_status_counts(parameters["db_path"])
     return 0
+
+
+def _run_flow(name: str, parameters: dict[str, Any], failed: str) -> tuple[Any, int | None]:
+    """Run flow ``name`` of `flows` here; its final state, and the exit code if it did not
+    complete (its one line printed)."""
+    prefect_env()
+    with SignalStop() as stop:
+        with prefect_api():
+            import flows
+            from flows.reporting import our_errors_in_one_line
+
+            our_errors_in_one_line()
+            with _progress_bar():
+                state = getattr(flows, name)(**parameters, return_state=True)
+        if state.is_completed():
+            return state, None
+        if stop.signum is not None:
+            print(f"haiper-sync: {state.message}", file=sys.stderr)
+            return state, 128 + stop.signum
+        outcome = state.result(raise_on_failure=False)
+        reason = str(outcome) if isinstance(outcome, BaseException) else state.message
+        return state, fail(f"{failed}: {reason}")
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    """``haiper-sync archive``: the media of creations an earlier sync stored."""
+    parameters = {
+        "destination": args.destination or "",
+        "db_path": args.db or "",
+        "api_url": args.api_url or "",
+        "media_concurrency": args.media_concurrency or 0,
+    }
+    state, code = _run_flow("archive_creations", parameters, "archive failed")
+    if code is None:
+        print(f"media: {state.result().counts().line()}")
+    return code or 0
 
 
 @contextmanager
@@ -125,7 +149,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     # The demo talks to its own simulator, so it uses the simulator's key, not the user's.
     os.environ["HAIPER_API_KEY"] = DEMO_KEY
-    config = SimulatorConfig(api_keys=frozenset({DEMO_KEY}), latency_ms=args.latency_ms)
+    # Signed media links on the simulator itself, valid for an hour: the demo archives them.
+    config = SimulatorConfig(
+        api_keys=frozenset({DEMO_KEY}), latency_ms=args.latency_ms, media_ttl=3600.0
+    )
     started = time.monotonic()
     from haiper_sync.simulator import SimulatorServer
 
@@ -143,6 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "rate_limit": 100_000,
                 "refresh": False,
                 "chunk_size": 50,
+                "archive_media": args.media,
             }
         )
         served = sim.stats.snapshot()["total"]
@@ -150,6 +178,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"\nThe simulator served {served} requests; "
             f"the demo took {time.monotonic() - started:.1f} s."
+            f"\nThe creations' media files are in {Path(args.media).absolute()}/creations/."
             f"\nThe two unknown IDs (404) and the bad line are in sync_errors on purpose. Try:\n"
             f"  .venv/bin/haiper-sync query --db {args.db} "
             '"select type, count(*) from creations group by all"'
@@ -165,6 +194,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return fail(str(error))
     serve_from_args(args, config, "Simulated Haiper API on {url} (Ctrl-C to stop)")
     return 0
+
+
+def _media_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--media-concurrency",
+        type=int,
+        metavar="N",
+        help="media files downloaded at once (default: $HAIPER_MEDIA_CONCURRENCY or "
+        f"{DEFAULTS.media_concurrency})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +286,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add haiper-sync's tables to a DuckDB file that has other tables (else refused)",
     )
+    _media_options(sync)
+    sync.add_argument(
+        "--archive-media",
+        metavar="DEST",
+        help="also archive every stored creation's media files into DEST: a directory, or "
+        "s3://bucket/prefix, gs://, az:// (default: $HAIPER_ARCHIVE_MEDIA, else none)",
+    )
     sync.set_defaults(func=cmd_sync)
+
+    archive = commands.add_parser(
+        "archive",
+        help="archive the media of creations an earlier sync stored",
+        description="Download every stored creation's media (videos, images) not archived yet "
+        "into DEST, before its signed links expire; an expired link costs one detail request.",
+    )
+    archive.add_argument(
+        "destination",
+        metavar="DEST",
+        nargs="?",
+        help="a directory, or s3://bucket/prefix, gs://, az:// (default: $HAIPER_ARCHIVE_MEDIA)",
+    )
+    archive.add_argument("--db", help=f"DuckDB file (default: $HAIPER_DB or {DEFAULTS.db})")
+    archive.add_argument(
+        "--api-url", help="API base URL, for fresh links (default: $HAIPER_API_URL)"
+    )
+    _media_options(archive)
+    archive.set_defaults(func=cmd_archive)
 
     demo = commands.add_parser("demo", help="sync ~200 simulated creations into a local file")
     demo.add_argument("--n", type=int, default=200, help="how many generated IDs")
@@ -262,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=20.0,
         help="the simulator's added latency per request (default 20)",
+    )
+    demo.add_argument(
+        "--media",
+        default=DEMO_MEDIA,
+        help=f"the folder the demo archives media files into (default {DEMO_MEDIA})",
     )
     demo.set_defaults(func=cmd_demo)
 

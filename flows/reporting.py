@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from flows.engine import run_engine
 from haiper_sync.api.engine import HttpEngine
 from haiper_sync.errors import HaiperSyncError, Interrupted, StorageError
+from haiper_sync.media import ArchiveSummary
 from haiper_sync.rows import ChunkRows
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
@@ -206,6 +207,11 @@ class SyncRun:
             future.wait(timeout=TICK)
             self._progress.tick()
         self._progress.advance(self._writer.write(chunk_no, future.result()))
+
+    def archived(self, media: ArchiveSummary) -> None:
+        """Take the media archive's counts into the run's summary."""
+        self.summary.media = media.counts()
+        self._logger.info("Media: %s", self.summary.media.line())
 
     def finish(self) -> None:
         """The run's verdict: too many errors fail it; a spent budget is its note."""

@@ -18,10 +18,13 @@ from haiper_sync.summary import RunSummary
 from haiper_sync.sync.options import given_by_flow, resolve
 from haiper_sync.sync.plan import iter_chunks
 from haiper_sync.sync.run import ahead
-from tasks import fetch_chunk, prepare_sync
+from tasks import archive_creations_media, fetch_chunk, prepare_sync
 
 # The UI form's bounds are the settings' own; 0 (or "") leaves a value to HAIPER_* or the default.
-MOST = {name: bounds(name)[1] for name in ("concurrency", "rate_limit", "chunk_size")}
+MOST = {
+    name: bounds(name)[1]
+    for name in ("concurrency", "rate_limit", "chunk_size", "media_concurrency")
+}
 
 
 def _run_name() -> str:
@@ -52,6 +55,8 @@ def sync_creations(
     refresh_older_than: Annotated[str, Field(pattern=r"^(\s*[1-9]\d*\s*[smhd]\s*)?$")] = "",
     manifest_format: ManifestFormat = "auto",
     max_error_ratio: Annotated[float, Field(ge=0, le=1)] = DEFAULTS.max_error_ratio,
+    archive_media: str = "",
+    media_concurrency: Annotated[int, Field(ge=0, le=MOST["media_concurrency"])] = 0,
 ) -> RunSummary | State[Any]:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
@@ -91,6 +96,11 @@ def sync_creations(
         max_error_ratio: The run ends Failed (and emits `haiper-sync.run.failed`) when more
             than this share of the manifest's IDs errored in it (404s, refusals, unusable
             bodies); 0.2 by default. Their rows are kept either way.
+        archive_media: Where to keep every stored creation's media files (videos, images)
+            before their signed links expire: a directory, or `s3://bucket/prefix`, `gs://`,
+            `az://`. Empty: HAIPER_ARCHIVE_MEDIA, else no archive.
+        media_concurrency: Media files downloaded at once. 0: HAIPER_MEDIA_CONCURRENCY,
+            else 8.
     """
     options = resolve(given_by_flow(locals()))
     api_key = resolve_api_key()
@@ -108,5 +118,17 @@ def sync_creations(
             # 4. Each chunk's rows in one transaction, in order, a few chunks behind the fetching.
             for chunk_no, rows in ahead(fetched):
                 run.write(chunk_no, rows)
+            # 5. The media of every stored creation, before its signed links expire.
+            if options.archive_media:
+                run.archived(
+                    archive_creations_media(
+                        options.db_path,
+                        options.archive_media,
+                        engine,
+                        run.run_id,
+                        media_concurrency=options.media_concurrency,
+                        lock_timeout=options.lock_timeout,
+                    )
+                )
         run.finish()
     return run.outcome

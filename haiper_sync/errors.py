@@ -159,3 +159,38 @@ class Interrupted(BaseException):
     def exit_code(self) -> int:
         """The shell's exit code for death by this signal: 130 for SIGINT, 143 for SIGTERM."""
         return 128 + self.signum
+
+
+class MediaError(HaiperSyncError):
+    """One media file could not be archived: a ``sync_errors`` row (stage ``media``), run goes on.
+
+    ``transient`` says the next run may well succeed; ``http_status`` is the CDN's answer, if any.
+    """
+
+    def __init__(
+        self, message: str, *, transient: bool = False, http_status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.http_status = http_status
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_media_error, (type(self), str(self), self.transient, self.http_status))
+
+
+def _media_error(
+    cls: type[MediaError], message: str, transient: bool, http_status: int | None
+) -> MediaError:
+    return cls(message, transient=transient, http_status=http_status)
+
+
+class LinkExpired(MediaError):
+    """The signed link has expired or the CDN refused it (403/400): a fresh detail may help."""
+
+
+class ArchiveUnavailable(HaiperSyncError):
+    """The archive's destination refuses every write (full disk, missing or refused bucket)."""
+
+
+class DiskFull(ArchiveUnavailable):
+    """The archive's file system has no space left."""

@@ -80,12 +80,33 @@ class ErrorRecord:
     """Why one ID could not be synced at one stage (becomes a ``sync_errors`` row)."""
 
     creation_id: str
-    stage: str  # manifest | status | detail | parse
+    stage: str  # manifest | status | detail | parse | media
     message: str
     http_status: int | None = None
     code: str | None = None
     raw_body: str | None = None
     deferred: bool = False  # transient: the next run tries again
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """One row of ``creation_media``: one attempt's outcome for one file.
+
+    ``bytes`` and ``sha256`` are set only once the whole object is at ``stored_url``.
+    ``source_url`` has no query string: a signed link's signature is a credential.
+    """
+
+    creation_id: str
+    output_id: str | None  # None for a creation's cover
+    kind: str  # media | thumbnail | cover
+    source_url: str | None
+    stored_url: str | None
+    bytes: int | None
+    sha256: str | None
+    content_type: str | None
+    archived_at: datetime | None
+    attempts: int
+    last_error: str | None
 
 
 @dataclass
@@ -119,7 +140,7 @@ def _derive(row_type: type[Any]) -> pa.Schema:
     return pa.schema(columns)
 
 
-_SCHEMAS = {row: _derive(row) for row in (CreationRow, OutputRow, StatusRow, ErrorRecord)}
+_SCHEMAS = {row: _derive(row) for row in (CreationRow, OutputRow, StatusRow, ErrorRecord, MediaRow)}
 
 
 def arrow_schema(row_type: type[Any]) -> pa.Schema:

@@ -122,6 +122,24 @@ class Settings(BaseSettings):
         default=2, ge=1, le=256, description="processes of a local Dask cluster"
     )
 
+    # Media archive: where creations' media files are kept, and how they are fetched.
+    archive_media: str = Field(
+        default="",
+        description="where media files are archived: a directory, or `s3://`, `gs://`, "
+        "`az://` (credentials from `AWS_*`, `GOOGLE_*`, `AZURE_*`); empty: not archived",
+    )
+    media_concurrency: int = Field(
+        default=8, ge=1, le=256, description="media files downloaded at once"
+    )
+    # A bigger body is refused before it is read: no CDN file of a creation is near it.
+    media_max_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="largest media file archived, bytes"
+    )
+    # Bytes per second over all downloads, so an archive can share a link; 0: no cap.
+    media_bandwidth: int = Field(
+        default=0, ge=0, description="bytes per second over all media downloads; 0: no cap"
+    )
+
 
 # The defaults as an instance (no environment read): `DEFAULTS.concurrency` is 16.
 DEFAULTS: Final = Settings.model_construct()
@@ -152,7 +170,7 @@ def range_message(source: str, name: str, value: object) -> str:
 
 
 def _shown(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return "none"
     if isinstance(value, float) and value.is_integer():
         value = int(value)

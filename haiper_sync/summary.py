@@ -41,6 +41,26 @@ class RunCounts:
 RUN_COUNTERS = tuple(f.name for f in dataclasses.fields(RunCounts))
 
 
+@dataclass
+class MediaCounts:
+    """What a run's media archive did: files and bytes archived, failed, still missing."""
+
+    destination: str
+    files_archived: int = 0
+    bytes_archived: int = 0
+    files_failed: int = 0
+    files_not_archived: int = 0
+    links_refreshed: int = 0
+
+    def line(self) -> str:
+        """One line: where the files went and how many."""
+        return (
+            f"{self.files_archived:,} files ({self.bytes_archived / 1e6:,.1f} MB) archived to "
+            f"{self.destination}, {self.files_failed:,} failed, {self.files_not_archived:,} not "
+            f"archived yet, {self.links_refreshed:,} links refreshed"
+        )
+
+
 @dataclass(kw_only=True)
 class RunSummary(RunCounts):
     """What one sync run did: its identity, its end, and its counters."""
@@ -56,6 +76,8 @@ class RunSummary(RunCounts):
     # Not in sync_runs: how much of this run waited in <db>.set-aside/ for the file.
     chunks_set_aside: int = 0
     end_set_aside: bool = False
+    # Not in sync_runs either: the media archive's share of the run (creation_media has it).
+    media: MediaCounts | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSummary:
@@ -92,6 +114,15 @@ class RunSummary(RunCounts):
         ]
         if self._set_aside():
             rows.append(("set aside in <db>.set-aside/", self._set_aside()))
+        if self.media is not None:
+            m = self.media
+            rows += [
+                ("media archived to", m.destination),
+                ("media files archived", m.files_archived),
+                ("media MB archived", f"{m.bytes_archived / 1e6:,.1f}"),
+                ("media files failed", m.files_failed),
+                ("media files not archived yet", m.files_not_archived),
+            ]
         return [(name, str(value)) for name, value in rows]
 
     def _set_aside(self) -> str:
@@ -128,6 +159,8 @@ class RunSummary(RunCounts):
             lines.append(
                 f"  set aside {self._set_aside()} (the next write that gets the file writes them)"
             )
+        if self.media is not None:
+            lines.append(f"  media     {self.media.line()}")
         if self.message:
             lines.append(f"  message   {self.message}")
         return "\n".join(lines)
@@ -147,3 +180,18 @@ class RunSummary(RunCounts):
                 for e in errors
             ]
         return "\n".join(lines)
+
+
+def human_duration(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``5 h 3 min``, ``31 d 4 h``: precise enough to judge an age."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

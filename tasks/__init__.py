@@ -2,5 +2,6 @@
 
 from tasks.api import fetch_chunk
 from tasks.db import finish_sync, prepare_sync
+from tasks.media import archive_creations_media
 
-__all__ = ["fetch_chunk", "finish_sync", "prepare_sync"]
+__all__ = ["archive_creations_media", "fetch_chunk", "finish_sync", "prepare_sync"]

@@ -91,7 +91,7 @@ def finish_sync(
             runs.finish_run(con, summary.run_id, state=state, message=message)
             stored = runs.fetch_run(con, summary.run_id)
             errors = runs.error_sample(con, summary.run_id)
-        stored.chunks_set_aside = summary.chunks_set_aside
+        stored.chunks_set_aside, stored.media = summary.chunks_set_aside, summary.media
         return stored, errors
     except DatabaseLocked as locked:
         folder = set_aside_run_end(db_path, summary, state, message)

@@ -9,6 +9,7 @@ Inside the core, the folders follow a sync's own flow:
     store/    keeps the DuckDB file           → shared          (never api/, never sync/)
     sync/     plans, fetches, normalizes      → api/, store/, shared
     analyst/  reads the file for people       → store/, shared
+    media/    archives creations' files       → api/, store/, sync/, shared
     simulator/ imitates the API               → statuses, errors
 """
 
@@ -35,6 +36,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": {"store"} | SHARED,
     "sync": {"sync", "api", "store"} | SHARED,
     "analyst": {"analyst", "store"} | SHARED,
+    "media": {"media", "api", "store", "sync"} | SHARED,
     "simulator": {"simulator", "statuses", "errors"},
 }
 

@@ -206,7 +206,7 @@ def test_export_writes_every_table_and_view_with_its_rows(
         rows = {r: con.execute(f"SELECT count(*) FROM {r}").fetchall()[0][0] for r in relations}
     finally:
         con.close()
-    assert len(relations) == 14  # 8 tables, 6 views (docs/schema.md)
+    assert len(relations) == 16  # 9 tables, 7 views (docs/schema.md)
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{r}.{fmt}" for r in relations)
     reader = duckdb.connect()
     for relation, n in rows.items():

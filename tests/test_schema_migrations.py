@@ -17,6 +17,7 @@ VIEWS = {
     "pending_creations",
     "recent_errors",
     "outputs_flat",
+    "media_not_archived",
 }
 
 

@@ -16,7 +16,7 @@ from haiper_sync.statuses import sql_not_terminal
 from haiper_sync.store.connection import connect
 from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
 from haiper_sync.store.sql import records, scalar, sql_literal
-from haiper_sync.summary import RunSummary
+from haiper_sync.summary import RunSummary, human_duration
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
 DEFAULT_WAIT = 5.0
@@ -233,21 +233,6 @@ def build_status(
         else None,
         now=now or datetime.now(UTC),
     )
-
-
-def human_duration(seconds: float) -> str:
-    """``42 s``, ``17 min``, ``5 h 3 min``, ``31 d 4 h``: precise enough to judge an age."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
 
 
 def _utc(value: datetime) -> str:

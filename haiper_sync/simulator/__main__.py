@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the detail of an unfinished creation: 400 with an error body (default), or a "
         "200 carrying its status",
     )
+    p.add_argument(
+        "--media-ttl",
+        type=float,
+        default=None,
+        help="serve the creations' files: detail links point at this server's /media/ and "
+        "expire (403) after this many seconds (default: links to a fake CDN, nothing served)",
+    )
     p.add_argument("--ready-file", default=None, help="write the URL here once listening")
     return p
 
@@ -69,6 +76,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         slow_seconds=args.slow_seconds,
         p_truncated=args.p_truncated,
         unfinished_detail=args.unfinished_detail,
+        media_ttl=args.media_ttl,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import math
 import random
@@ -11,6 +12,7 @@ import socket
 import struct
 from collections import Counter, deque
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,13 +22,24 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from haiper_sync.simulator.data import (
+    MEDIA_PREFIX,
+    MediaLinks,
     creation_detail,
     creation_status,
     error_body,
     forced_http_error,
     is_valid_id,
+    media_bytes,
+    media_content_type,
+    media_signature,
+    media_size,
 )
-from haiper_sync.simulator.faults import DRIFT_KINDS, apply_drift, parse_fault
+from haiper_sync.simulator.faults import (
+    DRIFT_KINDS,
+    apply_drift,
+    parse_fault,
+    parse_media_fault,
+)
 from haiper_sync.simulator.state import SimulatorConfig, SimulatorStats
 
 __all__ = ["SimulatorConfig", "SimulatorStats", "create_app"]
@@ -72,6 +85,9 @@ class _SimulatorApp(Starlette):
         if scope["type"] == "http":
             # Captured here because Starlette's middleware wraps `send` before routes see it.
             scope[_TRANSPORT_KEY] = _find_transport(send)
+            if scope["path"].startswith(MEDIA_PREFIX) and scope["method"] in ("GET", "HEAD"):
+                await self.sim.media(scope, send)
+                return
             endpoint = _api_endpoint(scope)
             if endpoint is not None:
                 # The two API routes skip Starlette's middleware and router: in benchmarks
@@ -157,14 +173,14 @@ class _Simulator:
         if kind == "empty_body":
             return Response(b"", status_code=200, media_type=_JSON)
 
-        status_code, body = self._normal(endpoint, creation_id, kind)
+        status_code, body = self._normal(endpoint, creation_id, kind, self._media_links(request))
         if kind == "truncated":
             raw = _dump(body)
             return Response(raw[: len(raw) // 2], status_code=200, media_type=_JSON)
         return _json(status_code, body)
 
     def _normal(
-        self, endpoint: str, creation_id: str, kind: str | None
+        self, endpoint: str, creation_id: str, kind: str | None, media: MediaLinks | None = None
     ) -> tuple[int, dict[str, Any]]:
         if not is_valid_id(creation_id):
             return 400, error_body(400, "creation_id must match [A-Za-z0-9_-]{1,128}")
@@ -181,13 +197,100 @@ class _Simulator:
             # The real API has no detail for a creation that has not finished successfully.
             msg = f"creation {creation_id} is not finished (status: {status['status']})"
             return 400, error_body(400, msg)
-        value = creation_detail(creation_id, self.config.engagement_step)
+        value = creation_detail(creation_id, self.config.engagement_step, media)
         envelope: dict[str, Any] = {"status": "success", "value": value}
         if kind in DRIFT_KINDS:
             envelope["value"] = apply_drift(kind, value)
             if kind == "drift_extra_fields":
                 envelope["request_id"] = f"req-{creation_id}"
         return 200, envelope
+
+    def _media_links(self, request: Request) -> MediaLinks | None:
+        ttl = self.config.media_ttl
+        if ttl is None:
+            return None
+        host, port = request.scope["server"] or ("127.0.0.1", 80)
+        expires = int(self.config.wall_clock() + ttl)
+        return MediaLinks(f"{request.url.scheme}://{host}:{port}/media", expires)
+
+    async def media(self, scope: Scope, send: Send) -> None:
+        """``GET /media/<path>?Expires=&Signature=[&size=]``: deterministic bytes, Range, faults."""
+        path = scope["path"][len(MEDIA_PREFIX) :]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, extra, start, end, fault = self._media_answer(path, scope, headers)
+        self.stats.record_media(path, status, "authorization" in headers)
+        if status >= 400:
+            body = _dump(error_body(status, "media request refused"))
+            await _start(send, status, [(b"content-type", _JSON.encode())], len(body))
+            await send({"type": "http.response.body", "body": body})
+            return
+        response_headers = [
+            (b"content-type", media_content_type(path).encode()),
+            (b"accept-ranges", b"bytes"),
+            *extra,
+        ]
+        await _start(send, status, response_headers, end - start)
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        cut = start + (end - start) // 2 if fault in ("reset", "truncated") else end
+        offset = start
+        while offset < cut:
+            piece = min(cut, offset + 256 * 1024)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": media_bytes(path, offset, piece),
+                    "more_body": True,
+                }
+            )
+            offset = piece
+        if fault in ("reset", "truncated"):
+            self.stats.record_reset()
+            await _drop(scope.get(_TRANSPORT_KEY), reset=fault == "reset")
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+    def _media_answer(
+        self, path: str, scope: Scope, headers: dict[str, str]
+    ) -> tuple[int, list[tuple[bytes, bytes]], int, int, str | None]:
+        cfg = self.config
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        expires = query.get("Expires", "")
+        if cfg.media_ttl is None or not expires.isdigit():
+            return 404, [], 0, 0, None
+        if not hmac.compare_digest(query.get("Signature", ""), media_signature(path, int(expires))):
+            return 403, [], 0, 0, None
+        if int(expires) <= cfg.wall_clock():
+            return 403, [], 0, 0, None
+        creation_id = path.split("/")[1] if path.startswith("creations/") else ""
+        fault = self._media_fault(path, creation_id)
+        if fault in ("500", "503", "403"):
+            return int(fault), [], 0, 0, None
+        size = cfg.media_sizes.get(path) or cfg.media_sizes.get(creation_id)
+        if size is None:
+            asked = query.get("size", "")
+            size = int(asked) if asked.isdigit() else media_size(path)
+        wanted = _byte_range(headers.get("range"), size)
+        if wanted is None:
+            return 416, [(b"content-range", f"bytes */{size}".encode())], 0, 0, None
+        start, end = wanted
+        if (start, end) == (0, size) and "range" not in headers:
+            return 200, [], 0, size, fault
+        content_range = f"bytes {start}-{end - 1}/{size}".encode()
+        return 206, [(b"content-range", content_range)], start, end, fault
+
+    def _media_fault(self, path: str, creation_id: str) -> str | None:
+        faults = self.config.media_faults
+        key = path if path in faults else creation_id
+        spec = faults.get(key)
+        if spec is None:
+            return None
+        kind, limit = parse_media_fault(spec)
+        self._fault_hits[("media", key)] += 1
+        if limit is not None and self._fault_hits[("media", key)] > limit:
+            return None
+        return kind
 
     def _take_slot(self, key: str) -> int | None:
         """Record a request in the key's sliding window; return Retry-After seconds if full."""
@@ -250,6 +353,59 @@ class _Simulator:
         # Let uvicorn's connection_lost run first, so it discards the response returned below.
         await asyncio.sleep(0)
         return Response(b"", status_code=500)
+
+
+async def _start(send: Send, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(length).encode())],
+        }
+    )
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single ``bytes=a-b`` / ``a-`` / ``-n`` range; None: 416."""
+    if not header:
+        return 0, size
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    if unit.strip().lower() != "bytes" or not dash or "," in spec:
+        return None
+    if not first:  # the last n bytes
+        if not last.isdigit() or int(last) == 0:
+            return None
+        return max(0, size - int(last)), size
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    if start >= size or end <= start:
+        return None
+    return start, end
+
+
+async def _drop(transport: object, *, reset: bool) -> None:
+    """End the connection mid-body: a TCP RST (``reset``) or a plain close."""
+    if not isinstance(transport, asyncio.WriteTransport):
+        raise ConnectionResetFault("media faults need uvicorn to drop the connection")
+    # What was sent must reach the client first, or the fault would look like no body at all.
+    for _ in range(1000):
+        if transport.get_write_buffer_size() == 0:
+            break
+        await asyncio.sleep(0.001)
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+    # Let uvicorn's connection_lost run, so it does not report an unfinished response.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 def _bearer_key(request: Request) -> str | None:

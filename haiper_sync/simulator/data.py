@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
+import random
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,9 +170,77 @@ def creation_status(creation_id: str, epoch: int = 0) -> dict[str, Any]:
     return value
 
 
-def _signed(path: str, creation_id: str, expires: int) -> str:
+def _signed(path: str, creation_id: str, expires: int, media: MediaLinks | None = None) -> str:
+    if media is not None:
+        return f"{media.base}/{path}?Expires={expires}&Signature={media_signature(path, expires)}"
     sig = hashlib.sha256(f"sig:{path}:{creation_id}".encode()).hexdigest()[:32]
     return f"{_HOST}/{path}?Expires={expires}&Signature={sig}"
+
+
+# ---- media files the simulator serves itself (`SimulatorConfig.media_ttl`) -------------------
+
+MEDIA_PREFIX = "/media/"
+_MEDIA_SECRET = b"haiper-sim-media"
+# Bytes repeat with this period: cheap to serve at any offset, and not a power of two, so a
+# misplaced chunk of any usual size changes the file's sha256.
+_PERIOD = 1024 * 1024 + 4099
+_CONTENT_TYPES = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg"}
+
+
+@dataclass(frozen=True)
+class MediaLinks:
+    """Signed links to this simulator's own ``/media/`` route, valid until ``expires``."""
+
+    base: str  # e.g. http://127.0.0.1:8765/media
+    expires: int
+
+
+def media_signature(path: str, expires: int) -> str:
+    """The signature a served media link must carry (a keyed hash of path and expiry)."""
+    return hmac.new(_MEDIA_SECRET, f"{path}:{expires}".encode(), "sha256").hexdigest()[:32]
+
+
+def media_size(path: str) -> int:
+    """The size of a served file, from its path: thumbnails and covers a few KB, media more."""
+    u = _unit(path, "media_size")
+    if path.endswith(("_thumb.jpg", "cover.jpg")):
+        return 4_096 + int(u * 60_000)
+    if path.endswith(".png"):
+        return 64_000 + int(u * 900_000)
+    return 256_000 + int(u * 2_800_000)
+
+
+def media_content_type(path: str) -> str:
+    """The Content-Type the simulator sends for a media path."""
+    return _CONTENT_TYPES.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(path: str) -> bytes:
+    return random.Random(f"media:{path}").randbytes(_PERIOD)
+
+
+def media_bytes(path: str, start: int, end: int) -> bytes:
+    """Bytes ``start`` to ``end`` (exclusive) of the file at ``path``: the same on every call."""
+    pattern = _pattern(path)
+    out = bytearray()
+    offset = start
+    while offset < end:
+        at = offset % _PERIOD
+        piece = pattern[at : at + (end - offset)]
+        out += piece
+        offset += len(piece)
+    return bytes(out)
+
+
+def media_sha256(path: str, size: int | None = None) -> str:
+    """The sha256 of the whole file at ``path`` (``size`` bytes, else `media_size`)."""
+    total = media_size(path) if size is None else size
+    digest = hashlib.sha256()
+    step = 4 * 1024 * 1024
+    for start in range(0, total, step):
+        digest.update(media_bytes(path, start, min(total, start + step)))
+    return digest.hexdigest()
 
 
 def _user(creation_id: str) -> tuple[str, str, str]:
@@ -186,10 +258,13 @@ def _kind(creation_id: str) -> tuple[str, str, str]:
     return _TYPES[-1][:3]
 
 
-def creation_detail(creation_id: str, engagement_step: int = 0) -> dict[str, Any]:
+def creation_detail(
+    creation_id: str, engagement_step: int = 0, media: MediaLinks | None = None
+) -> dict[str, Any]:
     """The `value` of the detail endpoint: every field of the seed, deterministic from the ID.
 
-    ``engagement_step`` moves likes and collects on (see `SimulatorConfig.engagement_step`).
+    ``engagement_step`` moves likes and collects on (see `SimulatorConfig.engagement_step`);
+    ``media`` points the file links at the simulator's own ``/media/`` route instead of a CDN.
     """
     user_id, username, avatar = _user(creation_id)
     type_, input_type, output_type = _kind(creation_id)
@@ -200,7 +275,7 @@ def creation_detail(creation_id: str, engagement_step: int = 0) -> dict[str, Any
         milliseconds=int((10 + 590 * _unit(creation_id, "updated")) * 1000)
     )
     # URLs are "signed" for a week after the update, like expiring storage links.
-    expires = int(updated.timestamp()) + 7 * 24 * 3600
+    expires = int(updated.timestamp()) + 7 * 24 * 3600 if media is None else media.expires
     ext = "mp4" if output_type == "video" else "png"
 
     outputs: list[dict[str, Any]] = []
@@ -208,11 +283,13 @@ def creation_detail(creation_id: str, engagement_step: int = 0) -> dict[str, Any
         out_id = _hex(creation_id, f"output:{k}")
         out: dict[str, Any] = {
             "id": out_id,
-            "media_url": _signed(f"creations/{creation_id}/{out_id}.{ext}", creation_id, expires),
+            "media_url": _signed(
+                f"creations/{creation_id}/{out_id}.{ext}", creation_id, expires, media
+            ),
         }
         if _unit(creation_id, f"output_thumb:{k}") >= 0.05:
             out["thumbnail_url"] = _signed(
-                f"creations/{creation_id}/{out_id}_thumb.jpg", creation_id, expires
+                f"creations/{creation_id}/{out_id}_thumb.jpg", creation_id, expires, media
             )
         outputs.append(out)
 
@@ -237,7 +314,7 @@ def creation_detail(creation_id: str, engagement_step: int = 0) -> dict[str, Any
         "update_time": _iso(updated),
         "status": "succeed",
         "video_url": outputs[0]["media_url"],
-        "thumbnail_url": _signed(f"creations/{creation_id}/cover.jpg", creation_id, expires),
+        "thumbnail_url": _signed(f"creations/{creation_id}/cover.jpg", creation_id, expires, media),
         "settings": {
             "fps": 24 if _unit(creation_id, "fps") < 0.5 else 30,
             "width": width,

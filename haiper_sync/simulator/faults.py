@@ -20,6 +20,8 @@ DRIFT_KINDS = frozenset(
     }
 )
 FAULT_KINDS = TRANSPORT_KINDS | DRIFT_KINDS
+# Kinds a served media file can be given: a 5xx, a reset or a close halfway through the body.
+MEDIA_FAULT_KINDS = frozenset({"500", "503", "403", "reset", "truncated"})
 
 
 def parse_fault(spec: str) -> tuple[str, int | None]:
@@ -33,6 +35,15 @@ def parse_fault(spec: str) -> tuple[str, int | None]:
     if kind not in FAULT_KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
     return kind, limit
+
+
+def parse_media_fault(spec: str) -> tuple[str, int | None]:
+    """Like `parse_fault`, for `MEDIA_FAULT_KINDS`."""
+    kind, sep, count = spec.partition("*")
+    if kind not in MEDIA_FAULT_KINDS:
+        raise ValueError(f"unknown media fault {kind!r}; known: {sorted(MEDIA_FAULT_KINDS)}")
+    # The count's syntax is the API faults' own.
+    return kind, parse_fault("500" + sep + count)[1]
 
 
 def apply_drift(kind: str, value: dict[str, Any]) -> dict[str, Any]:

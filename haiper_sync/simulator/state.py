@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from haiper_sync.simulator.faults import parse_fault
+from haiper_sync.simulator.faults import parse_fault, parse_media_fault
 
 ENDPOINTS = ("status", "detail")
 
@@ -41,11 +41,24 @@ class SimulatorConfig:
     # "<id>" -> both endpoints; "status:<id>" / "detail:<id>" -> one endpoint.
     # Values: a kind from faults.FAULT_KINDS, optionally "*N" for the first N requests only.
     id_faults: dict[str, str] = field(default_factory=dict)
+    # Serve media: None keeps the detail's links on a fake CDN (nothing to download); seconds
+    # make them signed links to this server's /media/ route that answer 403 after that long.
+    media_ttl: float | None = None
+    # Wall time, for the links' Expires= (tests move it to expire links without waiting).
+    wall_clock: Callable[[], float] = time.time
+    # "<path under /media/>" or "<creation_id>" -> size in bytes (e.g. one large file).
+    media_sizes: dict[str, int] = field(default_factory=dict)
+    # "<path under /media/>" or "<creation_id>" -> a kind of faults.MEDIA_FAULT_KINDS, "*N" ok.
+    media_faults: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Fail at construction, not on the first matching request deep inside the server.
         for spec in self.id_faults.values():
             parse_fault(spec)
+        for spec in self.media_faults.values():
+            parse_media_fault(spec)
+        if self.media_ttl is not None and self.media_ttl <= 0:
+            raise ValueError("media_ttl must be > 0 or None")
         total = self.p_429 + self.p_500 + self.p_reset + self.p_truncated
         for name in ("p_429", "p_500", "p_reset", "p_slow", "p_truncated"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -68,6 +81,31 @@ class SimulatorStats:
         self._by_status: Counter[int] = Counter()
         self._per_id: dict[str, Counter[str]] = {e: Counter() for e in ENDPOINTS}
         self._resets = 0
+        self._media: Counter[str] = Counter()
+        self._media_status: Counter[int] = Counter()
+        self._media_authorized = 0
+
+    def record_media(self, path: str, status_code: int, authorized: bool) -> None:
+        """Count one media request, its answer, and whether it carried an Authorization."""
+        with self._lock:
+            self._media[path] += 1
+            self._media_status[status_code] += 1
+            self._media_authorized += int(authorized)
+
+    def media_requests(self, path: str | None = None) -> int:
+        """Media requests for one path under /media/, or for all."""
+        with self._lock:
+            return self._media[path] if path is not None else sum(self._media.values())
+
+    def media_snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy of the media counters."""
+        with self._lock:
+            return {
+                "requests": sum(self._media.values()),
+                "with_authorization": self._media_authorized,
+                "by_status": {str(k): v for k, v in sorted(self._media_status.items())},
+                "per_path": dict(self._media),
+            }
 
     def record_request(self, endpoint: str, creation_id: str) -> None:
         """Count one incoming API request."""
@@ -111,3 +149,6 @@ class SimulatorStats:
             self._by_status.clear()
             self._per_id = {e: Counter() for e in ENDPOINTS}
             self._resets = 0
+            self._media.clear()
+            self._media_status.clear()
+            self._media_authorized = 0

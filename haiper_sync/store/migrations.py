@@ -267,6 +267,64 @@ MIGRATIONS: list[str] = [
            last_run_id
     FROM creations;
     """,
+    # 7: the media archive: one row per file of a creation (its outputs' media and thumbnails,
+    # its cover), what is not archived yet, and where each output's files are kept.
+    """
+    CREATE TABLE creation_media (
+        creation_id   VARCHAR NOT NULL,
+        output_id     VARCHAR,
+        kind          VARCHAR NOT NULL,
+        source_url    VARCHAR,
+        stored_url    VARCHAR,
+        bytes         BIGINT,
+        sha256        VARCHAR,
+        content_type  VARCHAR,
+        archived_at   TIMESTAMPTZ,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        last_error    VARCHAR
+    );
+
+    -- Every file a creation has links to; the cover only when it is not one of its outputs'.
+    CREATE OR REPLACE VIEW media_not_archived AS
+    WITH wanted AS (
+        SELECT creation_id, output_id, 'media' AS kind, media_url AS url
+        FROM creation_outputs WHERE media_url IS NOT NULL
+        UNION ALL
+        SELECT creation_id, output_id, 'thumbnail', thumbnail_url
+        FROM creation_outputs WHERE thumbnail_url IS NOT NULL
+        UNION ALL
+        SELECT c.creation_id, NULL, 'cover', c.thumbnail_url
+        FROM creations AS c
+        WHERE c.thumbnail_url IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM creation_outputs AS o
+            WHERE o.creation_id = c.creation_id
+              AND split_part(c.thumbnail_url, '?', 1) IN (split_part(o.media_url, '?', 1),
+                                                          split_part(o.thumbnail_url, '?', 1)))
+    )
+    SELECT w.creation_id, w.output_id, w.kind, split_part(w.url, '?', 1) AS source_url,
+           to_timestamp(TRY_CAST(regexp_extract(w.url, '[?&]Expires=([0-9]+)', 1) AS BIGINT))
+               AS link_expires_at,
+           coalesce(m.attempts, 0) AS attempts, m.last_error
+    FROM wanted AS w
+    LEFT JOIN creation_media AS m
+           ON m.creation_id = w.creation_id AND m.output_id IS NOT DISTINCT FROM w.output_id
+          AND m.kind = w.kind
+    WHERE m.bytes IS NULL OR m.sha256 IS NULL
+    ORDER BY link_expires_at NULLS LAST, w.creation_id, w.output_id, w.kind;
+
+    CREATE OR REPLACE VIEW outputs_flat AS
+    SELECT o.creation_id, o.output_id, o.position, o.media_url, o.thumbnail_url,
+           c.prompt, c.user_id, c.username, c.type, c.create_time,
+           m.stored_url AS media_stored_url, t.stored_url AS thumbnail_stored_url
+    FROM creation_outputs AS o
+    LEFT JOIN creations AS c ON c.creation_id = o.creation_id
+    LEFT JOIN creation_media AS m
+           ON m.creation_id = o.creation_id AND m.output_id = o.output_id AND m.kind = 'media'
+          AND m.sha256 IS NOT NULL
+    LEFT JOIN creation_media AS t
+           ON t.creation_id = o.creation_id AND t.output_id = o.output_id
+          AND t.kind = 'thumbnail' AND t.sha256 IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -33,6 +33,8 @@ FROM_SETTINGS = {
     "concurrency": "concurrency",
     "rate_limit": "rate_limit",
     "chunk_size": "chunk_size",
+    "archive_media": "archive_media",
+    "media_concurrency": "media_concurrency",
 }
 # The flow's parameters use 0 and "" for "not given" (the UI form needs one plain type each).
 UNSET_IN_FLOW = (*FROM_SETTINGS, "max_requests", "refresh_older_than")
@@ -58,6 +60,8 @@ class SyncOptions:
     refresh_older_than: timedelta | None = None
     manifest_format: ManifestFormat = "auto"
     max_error_ratio: float = DEFAULTS.max_error_ratio
+    archive_media: str = DEFAULTS.archive_media  # "": the media is not archived
+    media_concurrency: int = DEFAULTS.media_concurrency
     # SETTINGS_ONLY
     lock_timeout: float = DEFAULTS.lock_timeout
     max_chunks: int = DEFAULTS.max_chunks

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from haiper_sync.summary import human_duration
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -53,7 +55,7 @@ def progress_line(done: int, total: int, requests: int, errors: int, elapsed: fl
     rate = f"{requests / minutes:,.0f}/min" if minutes > 0 else "-"
     if 0 < done < total and elapsed > 0:
         left = (total - done) * elapsed / done
-        eta = f"; about {_duration(left)} left at this rate"
+        eta = f"; about {human_duration(left)} left at this rate"
     else:
         eta = ""
     return (
@@ -62,9 +64,17 @@ def progress_line(done: int, total: int, requests: int, errors: int, elapsed: fl
     )
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def media_line(
+    files_done: int, files_total: int, files_failed: int, received: int, elapsed: float
+) -> str:
+    """The archive's progress line: files done of total, megabytes and their rate, failures,
+    and the time left at the current rate."""
+    share = f" ({100 * files_done / files_total:.0f}%)" if files_total else ""
+    rate = f"{received / 1e6 / elapsed:,.1f} MB/s" if elapsed > 0 else "-"
+    eta = ""
+    if 0 < files_done < files_total and elapsed > 0:
+        eta = f"; about {human_duration((files_total - files_done) * elapsed / files_done)} left"
+    return (
+        f"Media: {files_done:,} of {files_total:,} files{share}, {received / 1e6:,.1f} MB "
+        f"({rate}), {files_failed:,} failed{eta}"
+    )

@@ -1,0 +1,109 @@
+"""Where archived files go: one object-store API (obstore) for directories and buckets alike.
+
+A put is atomic in every store obstore has: a local file is written under a temporary name and
+renamed, an S3/GCS/Azure object appears when its (multipart) upload completes; a body that
+fails midway aborts the upload. So a final key only ever holds a whole file.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from obstore.store import LocalStore, ObjectStore, from_url
+
+from haiper_sync.errors import ArchiveUnavailable, ConfigError, DiskFull, MediaError
+
+REMOTE_SCHEMES = frozenset({"s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure"})
+# obstore's multipart part size and the parts in flight per file: bounds memory per download
+# (5 MiB is S3's minimum part size).
+PART_SIZE = 5 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
+
+
+@dataclass(frozen=True)
+class Destination:
+    """An opened archive: the store and the URL prefix its keys are reported under."""
+
+    store: ObjectStore
+    base: str
+    root: Path | None = None  # a local directory's path
+
+    def stored_url(self, key: str) -> str:
+        """Where ``key`` is kept, as an analyst would open it."""
+        return f"{self.base.rstrip('/')}/{key}"
+
+    def sweep(self, key: str) -> None:
+        """Remove what a killed earlier put of ``key`` left beside it (never the key itself).
+
+        obstore stages a local file as ``<key>#<n>`` and renames it when whole; a process
+        killed midway leaves the stage behind. (Object stores drop aborted uploads by lifecycle
+        rule.)
+        """
+        if self.root is None:
+            return
+        final = self.root / key
+        for stage in final.parent.glob(f"{final.name}#*"):
+            stage.unlink(missing_ok=True)
+
+
+def open_destination(target: str) -> Destination:
+    """A directory path or ``file://``, ``s3://``, ``gs://``, ``az://`` URL as a `Destination`.
+
+    Object stores read their credentials and endpoint from the environment (``AWS_*`` incl.
+    ``AWS_ENDPOINT_URL`` and ``AWS_ALLOW_HTTP``, ``GOOGLE_*``, ``AZURE_*``).
+    """
+    if not target:
+        raise ConfigError("no media archive destination given (HAIPER_ARCHIVE_MEDIA)")
+    scheme = urlsplit(target).scheme.lower()
+    try:
+        if scheme in ("", "file") or len(scheme) == 1:  # a path (or a Windows drive letter)
+            root = Path(urlsplit(target).path if scheme == "file" else target).resolve()
+            return Destination(LocalStore(root, mkdir=True), str(root), root)
+        if scheme in REMOTE_SCHEMES:
+            return Destination(from_url(target), target)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"unusable media archive {target!r}: {_first_line(error)}") from None
+    except Exception as error:  # obstore's own configuration errors
+        raise ConfigError(f"unusable media archive {target!r}: {_first_line(error)}") from None
+    raise ConfigError(
+        f"unsupported media archive {target!r}: give a directory, s3://, gs:// or az://"
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:300]
+
+
+def _obstore_error(name: str) -> type[BaseException] | None:
+    import obstore.exceptions as ox
+
+    found: Any = getattr(ox, name, None)
+    return found if isinstance(found, type) else None
+
+
+def store_failure(error: BaseException, label: str) -> BaseException:
+    """Our typed error for a failed put: run-stopping when the destination refuses everything.
+
+    A full disk and a missing or refused bucket stop the run (`DiskFull`,
+    `ArchiveUnavailable`); anything else fails that one file, to be retried next run.
+    """
+    text = _first_line(error)
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+        "No space left" in str(error)
+    ):
+        return DiskFull(f"the media archive's disk is full: {text}")
+    refused = tuple(
+        t
+        for t in (_obstore_error("PermissionDeniedError"), _obstore_error("UnauthenticatedError"))
+        if t is not None
+    )
+    if (refused and isinstance(error, refused)) or isinstance(error, PermissionError):
+        return ArchiveUnavailable(f"the media archive refused a write: {text}")
+    if "NoSuchBucket" in str(error) or "AccessDenied" in str(error):
+        return ArchiveUnavailable(f"the media archive refused a write: {text}")
+    return MediaError(f"{label}: cannot store it: {text}", transient=True)
