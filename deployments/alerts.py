@@ -29,26 +29,26 @@ from prefect.automations import Automation, EventTrigger, SendNotification
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.utilities.urls import validate_restricted_url
 
+from flows.reporting import RESOURCE_PREFIX, run_event
+
 BLOCK = "haiper-sync-alerts"
 AUTOMATION = "haiper-sync: a run failed"
-EVENT = "haiper-sync.run.failed"
+EVENT = run_event("failed")
 PROG = "python -m deployments.alerts"
 
-# The event payload keys the templates read (flows/orchestration.emit_run_event): `message`,
-# `run_id`, `ids_errored`, `ids_in_manifest`, `requests`, and `db_path` (absolute),
-# `flow_run_url` (the run's page in the Prefect UI). Until an event carries the last two, the
-# file's path comes from the resource ID and the run from its run_id.
-_PATH = (
-    "{{ event.payload.db_path or "
-    "event.resource['prefect.resource.id'] | replace('haiper-sync.database.', '', 1) }}"
-)
+# The event payload keys the templates read (flows/reporting.emit_run_event): `message`,
+# `run_id`, `ids_errored`, `ids_in_manifest`, `requests`, `db_path` (absolute), `host` and
+# `flow_run_url` (the run's page in the Prefect UI).
+_PATH = "{{ event.payload.host }}:{{ event.payload.db_path }}"
 SUBJECT = "haiper-sync run failed: " + _PATH
 BODY = (
     "{{ event.payload.message }}\n"
     "File: " + _PATH + "\n"
     "Run: {% if event.payload.flow_run_url %}{{ event.payload.flow_run_url }}"
     "{% else %}run_id {{ event.payload.run_id }}{% endif %}\n"
-    "{{ event.payload.ids_errored }} of {{ event.payload.ids_in_manifest }} IDs errored, "
+    # A run that failed before reading its manifest has no IDs to count: no "0 of 0 errored".
+    "{% if event.payload.ids_in_manifest %}{{ event.payload.ids_errored }} of "
+    "{{ event.payload.ids_in_manifest }} IDs errored, {% endif %}"
     "{{ event.payload.requests }} requests"
 )
 
@@ -88,7 +88,7 @@ def create_alerts(webhook: str, *, allow_private_urls: bool = False) -> UUID:
         description="A haiper-sync run ended Failed: the API unreachable, the key refused, or "
         "too many IDs errored.",
         trigger=EventTrigger(
-            expect={EVENT}, match={"prefect.resource.id": "haiper-sync.database.*"}, threshold=1
+            expect={EVENT}, match={"prefect.resource.id": RESOURCE_PREFIX + "*"}, threshold=1
         ),
         actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
     )

@@ -44,6 +44,13 @@ TICK = 1.0
 SUMMARY_KEY = "haiper-sync-summary"
 PROGRESS_KEY = "haiper-sync-progress"
 EVENT_PREFIX = "haiper-sync.run"
+# The resource every run's event is about: its DuckDB file (`haiper-sync.database.<path>`).
+RESOURCE_PREFIX = "haiper-sync.database."
+
+
+def run_event(state: str) -> str:
+    """The event a run that ended in ``state`` emits: ``haiper-sync.run.failed``."""
+    return f"{EVENT_PREFIX}.{state}"
 
 
 class RunProgress:
@@ -314,9 +321,9 @@ def emit_run_event(summary: RunSummary, db_path: str) -> None:
     resource, for automations (docs/deployments.md)."""
     path = Path(db_path).absolute()
     emit_event(
-        event=f"{EVENT_PREFIX}.{summary.state}",
+        event=run_event(summary.state),
         resource={
-            "prefect.resource.id": f"haiper-sync.database.{path}",
+            "prefect.resource.id": f"{RESOURCE_PREFIX}{path}",
             "prefect.resource.name": path.name,
         },
         payload={

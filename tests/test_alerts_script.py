@@ -92,19 +92,22 @@ def render(template: str, e: Event) -> str:
 
 def test_the_alert_names_the_full_path_the_run_page_and_the_reason() -> None:
     url = "http://prefect.internal:4200/runs/flow-run/0f0e"
-    e = event(db_path="/data/nightly/haiper.duckdb", flow_run_url=url)
-    assert render(alerts.SUBJECT, e) == "haiper-sync run failed: /data/nightly/haiper.duckdb"
+    e = event(db_path="/data/nightly/haiper.duckdb", host="worker-1", flow_run_url=url)
+    assert (
+        render(alerts.SUBJECT, e) == "haiper-sync run failed: worker-1:/data/nightly/haiper.duckdb"
+    )
     body = render(alerts.BODY, e).splitlines()
     assert body == [
         "the API at https://api.haiper.ai cannot be trusted: TLS certificate verify failed: "
         "certificate has expired",
-        "File: /data/nightly/haiper.duckdb",
+        "File: worker-1:/data/nightly/haiper.duckdb",
         f"Run: {url}",
         "0 of 20 IDs errored, 1 requests",
     ]
 
 
-def test_without_the_new_payload_keys_it_falls_back() -> None:
-    e = event()
-    assert render(alerts.SUBJECT, e) == "haiper-sync run failed: /data/nightly/haiper.duckdb"
-    assert "Run: run_id r1" in render(alerts.BODY, e)
+def test_a_run_that_failed_before_its_manifest_counts_no_ids() -> None:
+    e = event(db_path="/d/h.duckdb", host="h", ids_in_manifest=0, requests=0)
+    body = render(alerts.BODY, e)
+    assert "0 of 0" not in body and body.endswith("0 requests")
+    assert "Run: run_id r1" in body  # a run outside Prefect's UI still names itself

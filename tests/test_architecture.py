@@ -103,7 +103,7 @@ def test_no_import_points_the_wrong_way(module: str, path: Path) -> None:
         ("haiper_sync.analyst.queries", "from haiper_sync.sync.plan import Plan"),
         ("haiper_sync.simulator.app", "from haiper_sync.api import models"),
         ("haiper_sync.sync.fetch", "from prefect import task"),
-        ("tasks.api", "from flows.sync import sync_creations"),
+        ("tasks.fetching", "from flows.sync import sync_creations"),
     ],
 )
 def test_the_checker_catches_a_wrong_arrow(module: str, source: str) -> None:

@@ -15,7 +15,7 @@ from haiper_sync.errors import HaiperSyncError
 from haiper_sync.statuses import sql_not_terminal
 from haiper_sync.store.connection import connect
 from haiper_sync.store.migrations import SCHEMA_VERSION, schema_version
-from haiper_sync.store.sql import records, scalar, sql_literal
+from haiper_sync.store.sql import duckdb_message, records, scalar, sql_literal
 from haiper_sync.summary import RunSummary, human_duration
 
 # Short on purpose: an analyst would rather hear "a sync holds it" than stare at a silent prompt.
@@ -76,12 +76,6 @@ class StatusReport:
     now: datetime
 
 
-def one_line(error: BaseException) -> str:
-    """DuckDB's message without the ``LINE 1: ... ^`` pointer, on one line."""
-    paragraph = str(error).strip().split("\n\n", 1)[0]
-    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
-
-
 # What `haiper-sync demo` (and `make demo`) writes.
 DEMO_DB = "haiper-demo.duckdb"
 
@@ -105,7 +99,7 @@ def open_readonly(
     try:
         con = connect(path, read_only=True, timeout=timeout)
     except duckdb.Error as exc:
-        raise AnalystError(f"cannot open {path}: {one_line(exc)}") from None
+        raise AnalystError(f"cannot open {path}: {duckdb_message(exc)}") from None
     try:
         # Readable output that does not depend on the machine's zone.
         con.execute("SET TimeZone = 'UTC'")
@@ -115,7 +109,7 @@ def open_readonly(
 
 
 def _explain(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
-    message = one_line(exc)
+    message = duckdb_message(exc)
     if "read-only mode" in message:
         return f"`query` opens the database read-only and cannot change it: {message}"
     if isinstance(exc, duckdb.CatalogException):
@@ -180,7 +174,7 @@ def export(
                 f"TO {sql_literal(target)} ({EXPORT_OPTIONS[fmt]})"
             ).fetchall()
         except duckdb.Error as exc:
-            raise AnalystError(f"cannot export {name} to {target}: {one_line(exc)}") from None
+            raise AnalystError(f"cannot export {name} to {target}: {duckdb_message(exc)}") from None
         written.append(ExportedFile(name, kind, target, int(rows[0][0]) if rows else 0))
     return written
 

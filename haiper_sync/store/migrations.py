@@ -6,7 +6,7 @@ import duckdb
 
 from haiper_sync.errors import ForeignDatabase, SchemaError, SchemaTooNew
 from haiper_sync.store.failures import transaction
-from haiper_sync.store.sql import scalar
+from haiper_sync.store.sql import duckdb_message, scalar
 
 # Each entry upgrades the schema by one version. Never edit a released entry: append a new one.
 MIGRATIONS: list[str] = [
@@ -387,6 +387,6 @@ def migrate(con: duckdb.DuckDBPyConnection, *, init_existing: bool = False) -> i
                 con.execute("INSERT INTO schema_version VALUES (?, now())", [version])
         except duckdb.Error as error:
             # A storage failure left `transaction` as a StorageError: this is about the schema.
-            first = str(error).strip().splitlines()[0]
+            first = duckdb_message(error)
             raise SchemaError(f"cannot apply haiper-sync's schema v{version}: {first}") from None
     return SCHEMA_VERSION

@@ -19,6 +19,12 @@ def sql_literal(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+def duckdb_message(error: BaseException) -> str:
+    """DuckDB's message on one line, without the ``LINE 1: ... ^`` pointer under it."""
+    paragraph = str(error).strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+
+
 def records(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every row of an executed query as a dict keyed by column name."""
     names = [d[0] for d in cursor.description or []]

@@ -300,7 +300,7 @@ async def fetch_details_first(
     )
 
 
-async def fetch_chunk(
+async def request_chunk(
     client: HaiperClient,
     chunk: Chunk,
     policy: RetryPolicy,

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from haiper_sync.api.ids import MAX_ID_LENGTH
 from haiper_sync.errors import ManifestError
 from haiper_sync.settings import ManifestFormat
-from haiper_sync.store.sql import sql_literal
+from haiper_sync.store.sql import duckdb_message, sql_literal
 
 # Entries staged per Parquet batch: bounds the reader's memory, whatever the manifest's size.
 _BATCH = 20_000
@@ -100,7 +100,7 @@ def _structured_ids(
     try:
         columns = [str(c[0]) for c in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
     except duckdb.Error as error:
-        first = str(error).strip().splitlines()[0]
+        first = duckdb_message(error)
         raise ManifestError(f"manifest {path}: cannot be read as {fmt} ({first})") from None
     match = [c for c in columns if c.lower() == ID_COLUMN]
     if not match:

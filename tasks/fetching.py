@@ -30,7 +30,7 @@ def fetch_chunk(
     """
     try:
         statuses, details = engine.run(
-            lambda client: fetch.fetch_chunk(
+            lambda client: fetch.request_chunk(
                 client, chunk, engine.config.retry, on_done=engine.count_done
             )
         )
