@@ -6,6 +6,7 @@ Prefect is imported only by the commands that run the flow, so the others start 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import tempfile
@@ -346,9 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_unknown_flags(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Exit 2 naming a flag the command does not have (argparse would first complain about a
+    missing required one: `--manifset` read as "--manifest is required")."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if not argv or argv[0] not in commands.choices:
+        return
+    command = commands.choices[argv[0]]
+    known = [flag for action in command._actions for flag in action.option_strings]
+    for token in argv[1:]:
+        if token == "--":
+            return
+        name = token.split("=", 1)[0]
+        # argparse takes an unambiguous prefix of a flag (`--manif`): that one is known.
+        if name.startswith("--") and not any(flag.startswith(name) for flag in known):
+            close = difflib.get_close_matches(name, known, n=1)
+            command.error(
+                f"unknown flag {name}" + (f" (did you mean {close[0]}?)" if close else "")
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``haiper-sync`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    refuse_unknown_flags(parser, sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except HaiperSyncError as error:

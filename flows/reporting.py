@@ -135,10 +135,16 @@ def our_errors_in_one_line() -> None:
 
 
 class _QuietSuccesses(logging.Filter):
-    """Drops Prefect's "Finished in state Completed()" line of each task run (failures stay)."""
+    """Drops Prefect's "Finished in state …" line of each task run: a success says nothing a
+    progress line does not, and a failure's line repeats the "Task run failed" line before it
+    (which stays, with its traceback when the error is not one of ours)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Finished in state Completed")
+        text = str(record.msg)
+        return not (
+            text.startswith("Finished in state Completed")
+            or text.startswith("Finished in state Failed('Task run encountered an exception")
+        )
 
 
 def quiet_task_successes() -> None:
@@ -285,7 +291,7 @@ def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
         run.outcome = (Failed if state == "failed" else Cancelled)(message=message)
         return
     _end(run, "completed", run.note, logger)
-    logger.info("Done: %s", run.summary.headline())
+    logger.info("Done: %s; in %s", run.summary.headline(), Path(options.db_path).absolute())
 
 
 def _end(run: SyncRun, state: str, message: str | None, logger: Any) -> None:
@@ -307,10 +313,11 @@ def _end(run: SyncRun, state: str, message: str | None, logger: Any) -> None:
     if isinstance(run.outcome, RunSummary):
         run.outcome = summary
     try:
+        where = f"{socket.gethostname()}:{Path(run.options.db_path).absolute()}"
         create_markdown_artifact(
-            summary.markdown(errors),
+            summary.markdown(errors, database=where),
             key=SUMMARY_KEY,
-            description=f"{summary.manifest} → sync summary",
+            description=f"{summary.manifest} → {where}",
         )
     finally:
         emit_run_event(summary, run.options.db_path)

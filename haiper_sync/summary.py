@@ -165,9 +165,12 @@ class RunSummary(RunCounts):
             lines.append(f"  message   {self.message}")
         return "\n".join(lines)
 
-    def markdown(self, errors: Sequence[Mapping[str, Any]] = ()) -> str:
-        """The Prefect artifact: the counts table, the message, a sample of errors."""
-        lines = [f"# haiper-sync run `{self.run_id}`", "", "| what | count |", "|---|---|"]
+    def markdown(self, errors: Sequence[Mapping[str, Any]] = (), database: str = "") -> str:
+        """The Prefect artifact: where the rows went, the counts, the message, some errors."""
+        lines = [f"# haiper-sync run `{self.run_id}`", ""]
+        if database:
+            lines += [f"DuckDB file: `{database}`", ""]
+        lines += ["| what | count |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in self.table()]
         if self.message:
             lines += ["", f"**Message:** {self.message}"]

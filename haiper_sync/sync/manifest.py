@@ -51,17 +51,27 @@ def entry_places(files: list[Path], forced: ManifestFormat = "auto") -> list[str
     return [f"{path} {_PLACE[format_of(path, forced)]}" for path in files]
 
 
+def _where(manifest: str) -> str:
+    # A relative path is looked up from the working directory, which on a worker is rarely
+    # where the user thinks: say which one.
+    if Path(manifest).is_absolute():
+        return ""
+    return f" (looked in {Path.cwd() / Path(manifest).parent})".replace("/.)", ")")
+
+
 def manifest_files(manifest: str, forced: ManifestFormat = "auto") -> list[Path]:
     """The files a manifest path or glob names; raise `ManifestError` when there are none."""
     if glob.has_magic(manifest):
         files = sorted(Path(p) for p in glob.glob(manifest, recursive=True))
         if not files:
-            raise ManifestError(f"manifest {manifest!r}: no file matches this pattern")
+            raise ManifestError(
+                f"manifest {manifest!r}: no file matches this pattern{_where(manifest)}"
+            )
     else:
         files = [Path(manifest)]
     for path in files:
         if not path.exists():
-            raise ManifestError(f"manifest {path}: no such file")
+            raise ManifestError(f"manifest {path}: no such file{_where(str(path))}")
         if path.is_dir():
             raise ManifestError(f"manifest {path}: is a directory, not a file")
         try:
