@@ -79,6 +79,15 @@ class RunSummary(RunCounts):
     # Not in sync_runs either: the media archive's share of the run (creation_media has it).
     media: MediaCounts | None = None
 
+    def start(self) -> dict[str, Any]:
+        """How the run started, as `store.runs.start_run` takes it."""
+        return {
+            "manifest": self.manifest,
+            "refresh": self.refresh,
+            "flow_run_id": self.flow_run_id,
+            "started_at": self.started_at,
+        }
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSummary:
         """From a ``sync_runs`` row (a dict of its columns); unknown columns are ignored."""

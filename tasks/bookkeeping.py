@@ -33,14 +33,7 @@ def prepare_sync(options: SyncOptions, summary: RunSummary, *, todo_path: Path) 
         abandoned = runs.abandon_stale_runs(con)
         if abandoned:
             logger.warning("Marked %d earlier run(s) that never finished as abandoned", abandoned)
-        runs.start_run(
-            con,
-            summary.run_id,
-            manifest=summary.manifest,
-            refresh=summary.refresh,
-            flow_run_id=summary.flow_run_id,
-            started_at=summary.started_at,
-        )
+        runs.start_run(con, summary.run_id, **summary.start())
         plan = plan_run(
             con,
             summary.manifest,
@@ -80,14 +73,7 @@ def finish_sync(
         ) as con:
             if holds_sync_lock:
                 write_set_aside(con, db_path)
-            runs.ensure_run(
-                con,
-                summary.run_id,
-                manifest=summary.manifest,
-                refresh=summary.refresh,
-                flow_run_id=summary.flow_run_id,
-                started_at=summary.started_at,
-            )
+            runs.ensure_run(con, summary.run_id, **summary.start())
             runs.finish_run(con, summary.run_id, state=state, message=message)
             stored = runs.fetch_run(con, summary.run_id)
             errors = runs.error_sample(con, summary.run_id)

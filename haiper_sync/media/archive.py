@@ -75,6 +75,29 @@ class ArchiveSummary:
         )
 
 
+def _row(
+    file: MediaFile,
+    attempts: int,
+    stored: Stored | None = None,
+    stored_url: str | None = None,
+    error: str | None = None,
+) -> MediaRow:
+    """A file's ``creation_media`` row: whole (``stored``) or failed (``error``)."""
+    return MediaRow(
+        creation_id=file.creation_id,
+        output_id=file.output_id,
+        kind=file.kind,
+        source_url=file.source_url,
+        stored_url=stored_url,
+        bytes=stored.bytes if stored else None,
+        sha256=stored.sha256 if stored else None,
+        content_type=stored.content_type if stored else None,
+        archived_at=datetime.now(UTC) if stored else None,
+        attempts=attempts,
+        last_error=error,
+    )
+
+
 @dataclass
 class _Tally:
     done: int = 0
@@ -202,47 +225,18 @@ class _Archiver:
         t = self.tally
         t.done += 1
         t.bytes_archived += stored.bytes
-        t.rows.append(
-            MediaRow(
-                creation_id=file.creation_id,
-                output_id=file.output_id,
-                kind=file.kind,
-                source_url=file.source_url,
-                stored_url=self.destination.stored_url(stored.key),
-                bytes=stored.bytes,
-                sha256=stored.sha256,
-                content_type=stored.content_type,
-                archived_at=datetime.now(UTC),
-                attempts=attempts,
-                last_error=None,
-            )
-        )
+        t.rows.append(_row(file, attempts, stored, self.destination.stored_url(stored.key)))
         self.report()
 
     def failed(self, file: MediaFile, error: MediaError, attempts: int) -> None:
         t = self.tally
         t.failed += 1
-        message = str(error)
-        t.rows.append(
-            MediaRow(
-                creation_id=file.creation_id,
-                output_id=file.output_id,
-                kind=file.kind,
-                source_url=file.source_url,
-                stored_url=None,
-                bytes=None,
-                sha256=None,
-                content_type=None,
-                archived_at=None,
-                attempts=attempts,
-                last_error=message,
-            )
-        )
+        t.rows.append(_row(file, attempts, error=str(error)))
         t.errors.append(
             ErrorRecord(
                 creation_id=file.creation_id,
                 stage=STAGE,
-                message=message,
+                message=str(error),
                 http_status=error.http_status,
                 deferred=error.transient,
             )

@@ -9,33 +9,19 @@ import duckdb
 
 from haiper_sync.rows import MediaRow, as_arrow
 from haiper_sync.store.sql import scalar
-from haiper_sync.store.writes import _with_registered
+from haiper_sync.store.writes import with_registered
 
-# The same files as the `media_not_archived` view (migration 7), with the signed link itself:
-# the archive needs it to download, the view must not show it.
+# The files of the `media_not_archived` view (migration 7), with the signed link itself: the
+# archive needs it to download; the view must not show it.
 _PENDING = """
-WITH wanted AS (
-    SELECT creation_id, output_id, 'media' AS kind, media_url AS url, position
-    FROM creation_outputs WHERE media_url IS NOT NULL
-    UNION ALL
-    SELECT creation_id, output_id, 'thumbnail', thumbnail_url, position
-    FROM creation_outputs WHERE thumbnail_url IS NOT NULL
-    UNION ALL
-    SELECT c.creation_id, NULL, 'cover', c.thumbnail_url, -1
-    FROM creations AS c
-    WHERE c.thumbnail_url IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM creation_outputs AS o
-        WHERE o.creation_id = c.creation_id
-          AND split_part(c.thumbnail_url, '?', 1) IN (split_part(o.media_url, '?', 1),
-                                                      split_part(o.thumbnail_url, '?', 1)))
-)
-SELECT w.creation_id, w.output_id, w.kind, w.url
-FROM wanted AS w
-LEFT JOIN creation_media AS m
-       ON m.creation_id = w.creation_id AND m.output_id IS NOT DISTINCT FROM w.output_id
-      AND m.kind = w.kind
-WHERE m.bytes IS NULL OR m.sha256 IS NULL
-ORDER BY w.creation_id, w.position, w.kind
+SELECT v.creation_id, v.output_id, v.kind,
+       CASE v.kind WHEN 'media' THEN o.media_url
+                   WHEN 'thumbnail' THEN o.thumbnail_url
+                   ELSE c.thumbnail_url END AS url
+FROM media_not_archived AS v
+LEFT JOIN creation_outputs AS o ON o.creation_id = v.creation_id AND o.output_id = v.output_id
+LEFT JOIN creations AS c ON c.creation_id = v.creation_id
+ORDER BY v.creation_id, o.position NULLS LAST, v.kind
 """
 
 
@@ -64,7 +50,7 @@ def record_media(con: duckdb.DuckDBPyConnection, rows: list[MediaRow]) -> int:
     """
     if not rows:
         return 0
-    _with_registered(
+    with_registered(
         con,
         as_arrow(rows, MediaRow),
         """

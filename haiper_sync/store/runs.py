@@ -28,26 +28,11 @@ def start_run(
     )
 
 
-def ensure_run(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    *,
-    manifest: str,
-    refresh: bool,
-    flow_run_id: str | None = None,
-    started_at: datetime | None = None,
-) -> bool:
-    """Open the run's row unless it has one (a run that failed before it got one); True if new."""
+def ensure_run(con: duckdb.DuckDBPyConnection, run_id: str, **start: Any) -> bool:
+    """`start_run` unless the run has its row (it failed before it got one); True if new."""
     if scalar(con, "SELECT count(*) FROM sync_runs WHERE run_id = ?", [run_id]):
         return False
-    start_run(
-        con,
-        run_id,
-        manifest=manifest,
-        refresh=refresh,
-        flow_run_id=flow_run_id,
-        started_at=started_at,
-    )
+    start_run(con, run_id, **start)
     return True
 
 

@@ -76,12 +76,7 @@ def set_aside_run_end(
     def write(folder: Path) -> None:
         meta = {
             "run_id": summary.run_id,
-            "start": {
-                "manifest": summary.manifest,
-                "refresh": summary.refresh,
-                "flow_run_id": summary.flow_run_id,
-                "started_at": summary.started_at.isoformat(),
-            },
+            "start": summary.start() | {"started_at": summary.started_at.isoformat()},
             "end": {"state": state, "message": message},
         }
         (folder / "meta.json").write_text(json.dumps(meta))

@@ -39,7 +39,7 @@ def _scratch_name() -> str:
     return f"_incoming_{uuid.uuid4().hex}"
 
 
-def _with_registered(
+def with_registered(
     con: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, params: list[Any] | None = None
 ) -> int:
     """Run ``sql`` with ``{incoming}`` bound to the Arrow table, then unregister it.
@@ -60,14 +60,14 @@ def upsert_creations(con: duckdb.DuckDBPyConnection, rows: list[CreationRow]) ->
     if not rows:
         return 0, 0
     table = as_arrow(rows, CreationRow)
-    updated = _with_registered(
+    updated = with_registered(
         con,
         table,
         "SELECT count(*) FROM creations WHERE creation_id IN (SELECT creation_id FROM {incoming})",
     )
     value_columns = [n for n in arrow_schema(CreationRow).names if n not in ("synced_at", "run_id")]
     assignments = ", ".join(f"{c} = i.{c}" for c in value_columns if c != "creation_id")
-    _with_registered(
+    with_registered(
         con,
         table,
         f"""
@@ -90,11 +90,11 @@ def replace_outputs(
     if not creation_ids:
         return 0
     ids = pa.table({"creation_id": pa.array(creation_ids, pa.string())})
-    _with_registered(
+    with_registered(
         con, ids, "DELETE FROM creation_outputs WHERE creation_id IN (SELECT * FROM {incoming})"
     )
     if rows:
-        _with_registered(
+        with_registered(
             con,
             as_arrow(rows, OutputRow),
             "INSERT INTO creation_outputs BY NAME SELECT * FROM {incoming}",
@@ -117,7 +117,7 @@ def upsert_statuses(con: duckdb.DuckDBPyConnection, rows: list[StatusRow], run_i
     """Record what this run learned about each ID's status; return the rows touched."""
     if not rows:
         return 0
-    _with_registered(
+    with_registered(
         con,
         as_arrow(rows, StatusRow),
         """
@@ -170,7 +170,7 @@ def append_engagement_history(
     """
     if not rows:
         return 0
-    return _with_registered(
+    return with_registered(
         con,
         as_arrow(rows, CreationRow),
         """
@@ -200,7 +200,7 @@ def append_status_history(
     answered = [row for row in rows if row.status is not None]
     if not answered:
         return 0
-    return _with_registered(
+    return with_registered(
         con,
         as_arrow(answered, StatusRow),
         """
@@ -223,7 +223,7 @@ def insert_errors(con: duckdb.DuckDBPyConnection, rows: list[ErrorRecord], run_i
     """Append ``sync_errors`` rows for this run, one per (ID, stage); return the rows given."""
     if not rows:
         return 0
-    _with_registered(
+    with_registered(
         con,
         as_arrow(rows, ErrorRecord),
         f"""
