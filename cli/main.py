@@ -86,7 +86,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
     }
     state, code = _run_flow("archive_creations", parameters, "archive failed")
     if code is None:
-        print(f"media: {state.result().counts().line()}")
+        print(f"media: {state.result().line()}")
     return code or 0
 
 

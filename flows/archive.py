@@ -59,5 +59,5 @@ def archive_creations(
     except HaiperSyncError as error:
         logger.error("%s", error)
         return Failed(message=str(error))
-    logger.info("Media: %s", summary.counts().line())
+    logger.info("Media: %s", summary.line())
     return summary

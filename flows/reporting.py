@@ -223,7 +223,7 @@ class SyncRun:
 
     def archived(self, media: ArchiveSummary) -> None:
         """Take the media archive's counts into the run's summary."""
-        self.summary.media = media.counts()
+        self.summary.media = media
         self._logger.info("Media: %s", self.summary.media.line())
 
     def finish(self) -> None:

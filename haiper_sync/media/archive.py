@@ -50,29 +50,12 @@ class ArchiveProgress:
 Progress = Callable[[ArchiveProgress], None]
 
 
-@dataclass(frozen=True)
-class ArchiveSummary:
-    """What one archive run did."""
+@dataclass(kw_only=True)
+class ArchiveSummary(MediaCounts):
+    """What one archive run did: the run summary's `MediaCounts`, and what it planned."""
 
-    destination: str
     files_planned: int  # not archived when the run started
-    files_archived: int
-    bytes_archived: int
-    files_failed: int
     files_skipped: int  # archived by an earlier run: not downloaded again
-    files_not_archived: int  # still missing when the run ended (failed or not reached)
-    links_refreshed: int  # creations whose detail was fetched again for fresh links
-
-    def counts(self) -> MediaCounts:
-        """The run summary's share of it."""
-        return MediaCounts(
-            destination=self.destination,
-            files_archived=self.files_archived,
-            bytes_archived=self.bytes_archived,
-            files_failed=self.files_failed,
-            files_not_archived=self.files_not_archived,
-            links_refreshed=self.links_refreshed,
-        )
 
 
 def _row(
