@@ -253,6 +253,15 @@ class SyncRun:
 
 def _cancelling() -> bool:
     """True when Prefect is cancelling this flow run (a worker relays that as SIGTERM)."""
+    try:
+        # The runner says so on its control channel before it signals (Prefect 3.9's engine
+        # reads the same flag); a server's state is the fallback.
+        from prefect._internal.control_listener import get_intent
+
+        if get_intent() == "cancel":
+            return True
+    except ImportError:
+        pass
     flow_run_id = runtime.flow_run.id
     if not flow_run_id:
         return False
