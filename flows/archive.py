@@ -48,14 +48,7 @@ def archive_creations(
             sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning),
             run_engine(options, resolve_api_key()) as engine,
         ):
-            summary = archive_creations_media(
-                options.db_path,
-                options.archive_media,
-                engine,
-                None,
-                media_concurrency=options.media_concurrency,
-                lock_timeout=options.lock_timeout,
-            )
+            summary = archive_creations_media(options, engine, None)
     except HaiperSyncError as error:
         logger.error("%s", error)
         return Failed(message=str(error))

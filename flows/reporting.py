@@ -6,7 +6,7 @@ import logging
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,14 @@ from prefect.futures import PrefectFuture
 from prefect.states import Cancelled, Failed
 from pydantic import SecretStr
 
-from flows.engine import run_engine
+from flows.engine import resolve_api_key, run_engine
 from haiper_sync.api.engine import HttpEngine
 from haiper_sync.errors import HaiperSyncError, Interrupted, StorageError
 from haiper_sync.media import ArchiveSummary
 from haiper_sync.rows import ChunkRows
 from haiper_sync.store.lock import sync_lock
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.options import SyncOptions
+from haiper_sync.sync.options import SyncOptions, given_by_flow, resolve
 from haiper_sync.sync.plan import Plan, chunk_size_for
 from haiper_sync.sync.progress import Progress, progress_line, publish
 from haiper_sync.sync.run import ChunkWriter, check_error_ratio, new_run
@@ -164,6 +164,7 @@ class SyncRun:
         # What the flow returns: the summary, or a Failed/Cancelled state with its one line.
         self.outcome: RunSummary | State[Any] = summary
         self.holds_lock = False
+        self.api_key = SecretStr("")
         self._logger = logger
         self._writer = ChunkWriter(options.db_path, summary, options.lock_timeout, logger.warning)
         self._progress: RunProgress | None = None
@@ -203,9 +204,9 @@ class SyncRun:
         return plan
 
     @contextmanager
-    def engine(self, api_key: SecretStr) -> Iterator[HttpEngine]:
+    def engine(self) -> Iterator[HttpEngine]:
         """The run's HTTP engine, its live counts feeding the progress."""
-        with run_engine(self.options, api_key) as engine:
+        with run_engine(self.options, self.api_key) as engine:
             if self._progress is not None:
                 self._progress.watch(
                     lambda: engine.ids_done,
@@ -273,6 +274,14 @@ def _cancelling() -> bool:
     return state is not None and (state.is_cancelling() or state.is_cancelled())
 
 
+def run_options(parameters: Mapping[str, Any]) -> SyncOptions:
+    """The run's options from the flow's parameters; a mistake (here, or in the ``HAIPER_*``
+    of the worker running the flow) fails the run in one line."""
+    our_errors_in_one_line()
+    quiet_task_successes()
+    return resolve(given_by_flow(parameters))
+
+
 @contextmanager
 def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
     """Around a run's work: the sync lock, a scratch folder, and the run's record.
@@ -287,6 +296,7 @@ def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
     summary = new_run(options.manifest, options.refresh, str(runtime.flow_run.id or "") or None)
     run = SyncRun(options, summary, logger)
     try:
+        run.api_key = resolve_api_key()
         with sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning):
             run.holds_lock = True
             with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:

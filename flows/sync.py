@@ -11,11 +11,10 @@ from prefect import flow, runtime
 from prefect.client.schemas.objects import State
 from pydantic import Field
 
-from flows.engine import build_task_runner, resolve_api_key
-from flows.reporting import sync_run
+from flows.engine import build_task_runner
+from flows.reporting import run_options, sync_run
 from haiper_sync.settings import DEFAULTS, ManifestFormat, Strategy, bounds, load_settings
 from haiper_sync.summary import RunSummary
-from haiper_sync.sync.options import given_by_flow, resolve
 from haiper_sync.sync.plan import iter_chunks
 from haiper_sync.sync.run import ahead
 from tasks import archive_creations_media, fetch_chunk, prepare_sync
@@ -102,12 +101,11 @@ def sync_creations(
         media_concurrency: Media files downloaded at once. 0: HAIPER_MEDIA_CONCURRENCY,
             else 8.
     """
-    options = resolve(given_by_flow(locals()))
-    api_key = resolve_api_key()
+    options = run_options(locals())
     with sync_run(options) as run:
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
         plan = run.planned(prepare_sync(options, run.summary, todo_path=run.todo_path))
-        with run.engine(api_key) as engine:
+        with run.engine() as engine:
             # 2-3. Each chunk: statuses, then the details of what succeeded, as rows.
             chunks = iter_chunks(plan.todo_path, run.chunk_size, detail_first=options.detail_first)
             fetched = (
@@ -120,15 +118,6 @@ def sync_creations(
                 run.write(chunk_no, rows)
             # 5. The media of every stored creation, before its signed links expire.
             if options.archive_media:
-                run.archived(
-                    archive_creations_media(
-                        options.db_path,
-                        options.archive_media,
-                        engine,
-                        run.run_id,
-                        media_concurrency=options.media_concurrency,
-                        lock_timeout=options.lock_timeout,
-                    )
-                )
+                run.archived(archive_creations_media(options, engine, run.run_id))
         run.finish()
     return run.outcome

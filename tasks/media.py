@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from haiper_sync.api.engine import HttpEngine
 from haiper_sync.media import ArchiveProgress, ArchiveSummary, archive_media, detail_refresher
 from haiper_sync.settings import load_settings
+from haiper_sync.sync.options import SyncOptions
 from haiper_sync.sync.progress import media_line
 
 # A progress line at most this often, in seconds.
@@ -19,13 +20,7 @@ EVERY = 30.0
 
 @task(task_run_name="archive-media", cache_policy=NO_CACHE)
 def archive_creations_media(
-    db_path: str,
-    destination: str,
-    engine: HttpEngine,
-    run_id: str | None,
-    *,
-    media_concurrency: int,
-    lock_timeout: float,
+    options: SyncOptions, engine: HttpEngine, run_id: str | None
 ) -> ArchiveSummary:
     """Archive the media of every stored creation not archived yet into ``destination``.
 
@@ -33,6 +28,8 @@ def archive_creations_media(
     limit, budget and breaker).
     """
     logger = get_run_logger()
+    db_path, destination = options.db_path, options.archive_media
+    media_concurrency, lock_timeout = options.media_concurrency, options.lock_timeout
     settings = load_settings().model_copy(
         update={"media_concurrency": media_concurrency, "lock_timeout": lock_timeout}
     )
