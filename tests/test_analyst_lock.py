@@ -13,7 +13,7 @@ from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from haiper_sync.store.spill import pending_spills
 from tests.conftest import SIM_KEY
-from tests.expected import Expected, table_counts
+from tests.support.expected import Expected, table_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 

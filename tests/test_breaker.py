@@ -9,7 +9,7 @@ import pytest
 from haiper_sync.api.breaker import CircuitBreaker
 from haiper_sync.api.retry import Action, RetryPolicy, decide, is_transient
 from haiper_sync.errors import ApiUnreachable
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 URL = "https://api.example"
 

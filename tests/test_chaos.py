@@ -20,8 +20,8 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
-from tests.expected import Expected, table_counts
-from tests.netstubs import dead_port
+from tests.support.dead_port import dead_port
+from tests.support.expected import Expected, table_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.usefixtures("prefect_server")]
 

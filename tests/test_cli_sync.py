@@ -10,8 +10,8 @@ import pytest
 from cli.main import main
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.conftest import SIM_KEY
-from tests.expected import table_counts
-from tests.netstubs import dead_port
+from tests.support.dead_port import dead_port
+from tests.support.expected import table_counts
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
-from tests.expected import Expected, table_counts
+from tests.support.expected import Expected, table_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 

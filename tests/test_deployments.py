@@ -27,7 +27,8 @@ from flows.reporting import SUMMARY_KEY
 from flows.sync import sync_creations
 from haiper_sync.settings import SECRET_BLOCK
 from haiper_sync.simulator import creation_status, generate_ids
-from tests.netstubs import CannedServer, Reply
+from tests.support.canned import CannedServer
+from tests.support.wire import Reply
 
 BIN = Path(sys.executable).parent
 PULL_STEP = {"deployments.steps.enter_home": {}}

@@ -11,7 +11,7 @@ from flows import sync_creations
 from haiper_sync.errors import ConfigError
 from haiper_sync.simulator import SimulatorServer, creation_detail, generate_ids
 from haiper_sync.sync.plan import parse_age
-from tests.expected import Expected
+from tests.support.expected import Expected
 
 pytestmark = [pytest.mark.usefixtures("prefect_server", "api_key_env")]
 

@@ -300,7 +300,7 @@ def test_make_server_on_another_port_tells_the_ui(tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    from tests.netstubs import dead_port
+    from tests.support.dead_port import dead_port
 
     port = dead_port()
     env = os.environ | {"PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

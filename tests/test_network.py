@@ -36,16 +36,13 @@ from haiper_sync.errors import (
     TransportFailed,
 )
 from haiper_sync.sync.fetch import check_statuses
-from tests.netstubs import (
-    CannedServer,
-    ForwardProxy,
-    Reply,
-    SeenRequest,
-    dead_port,
-    fake_dns,
-    private_ca,
-    serve_beside_blackhole,
-)
+from tests.support.blackhole import serve_beside_blackhole
+from tests.support.canned import CannedServer
+from tests.support.dead_port import dead_port
+from tests.support.dns import fake_dns
+from tests.support.proxy import ForwardProxy
+from tests.support.tls import private_ca
+from tests.support.wire import Reply, SeenRequest
 
 TOKEN = "tok-CANARY-network-7f3a"
 STATUS = {"status": "success", "value": {"status": "processing", "progress": 0.25}}

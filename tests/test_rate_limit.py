@@ -20,8 +20,8 @@ from flows import sync_creations
 from haiper_sync.api.ratelimit import RateLimiter
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.conftest import SIM_KEY
-from tests.expected import Expected, table_counts
-from tests.fakes import FakeClock
+from tests.support.expected import Expected, table_counts
+from tests.support.fakes import FakeClock
 
 QUOTA, WINDOW = 40, 2.0
 

@@ -27,7 +27,7 @@ from haiper_sync.simulator import (
     is_terminal,
 )
 from haiper_sync.simulator.faults import FAULT_KINDS
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 KEY = "sim-demo-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -19,7 +19,7 @@ from haiper_sync.summary import RunCounts
 from haiper_sync.sync.assemble import assemble_chunk
 from haiper_sync.sync.fetch import DetailBatch, DetailOutcome, StatusBatch, StatusOutcome
 from haiper_sync.sync.normalize import normalize_detail
-from tests.expected import table_counts
+from tests.support.expected import table_counts
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -24,7 +24,10 @@ from haiper_sync.sync.verdict import (
     first_line,
     run_common_answer,
 )
-from tests.netstubs import CannedServer, NginxLikeTlsPort, Reply, SeenRequest, private_ca
+from tests.support.canned import CannedServer
+from tests.support.nginx import NginxLikeTlsPort
+from tests.support.tls import private_ca
+from tests.support.wire import Reply, SeenRequest
 
 NGINX_400 = (
     "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n"
