@@ -22,11 +22,11 @@ from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.support.dead_port import dead_port
 from tests.support.expected import Expected, table_counts
+from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.usefixtures("prefect_server")]
 
 CANARY = "CANARY-sk-7f3e9b21c0d4-do-not-leak"
-ROOT = Path(__file__).resolve().parents[1]
 # Columns that differ between any two runs (when, which run, how often asked).
 # When, by which run, how often asked (and so when to ask next): a resumed run asks again.
 VOLATILE = {"first_synced_at", "last_synced_at", "last_run_id", "first_seen_at",

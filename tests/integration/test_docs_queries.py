@@ -11,10 +11,11 @@ import pytest
 
 from haiper_sync.analyst import queries
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
+from tests.support.paths import DOCS
 
 pytestmark = pytest.mark.integration
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "queries.md"
+DOC = DOCS / "queries.md"
 KEY = "sim-docs-key"
 # The same IDs as `haiper-sync demo`, so the documented outputs describe this data.
 PLANTED = ["nf-demo-unknown-1", "nf-demo-unknown-2", "../not/an/id"]

@@ -8,9 +8,7 @@ import duckdb
 import pytest
 
 from flows import sync_creations
-from haiper_sync.errors import ConfigError
 from haiper_sync.simulator import SimulatorServer, creation_detail, generate_ids
-from haiper_sync.sync.plan import parse_age
 from tests.support.expected import Expected
 
 pytestmark = [pytest.mark.usefixtures("prefect_server", "api_key_env")]
@@ -19,13 +17,6 @@ pytestmark = [pytest.mark.usefixtures("prefect_server", "api_key_env")]
 def sql(db: Path, statement: str) -> list[tuple[object, ...]]:
     with duckdb.connect(str(db)) as con:
         return con.execute(statement).fetchall()
-
-
-def test_ages() -> None:
-    assert parse_age("7d").days == 7 and parse_age(" 12h ").total_seconds() == 43_200
-    for bad in ("7", "0d", "1w", "-3d", "d7"):
-        with pytest.raises(ConfigError):
-            parse_age(bad)
 
 
 @pytest.mark.integration

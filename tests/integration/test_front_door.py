@@ -11,8 +11,7 @@ import pytest
 
 from cli.main import main
 from haiper_sync.simulator import SimulatorServer, generate_ids
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 @pytest.fixture

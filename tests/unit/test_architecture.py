@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 FORBIDDEN = {
     "haiper_sync": {"prefect", "prefect_dask", "tasks", "flows", "cli", "deployments"},
     "tasks": {"flows", "cli", "deployments"},

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from haiper_sync.store import connection
+from tests.support.paths import DOCS
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
+DOC = DOCS / "schema.md"
 # The doc uses the short spelling of the migrations; information_schema spells it out.
 TYPE_ALIASES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cli.main import main
 from haiper_sync.errors import ManifestError
 from haiper_sync.settings import ManifestFormat
-from haiper_sync.simulator import SimulatorServer, generate_ids
+from haiper_sync.simulator import generate_ids
 from haiper_sync.store import connection, runs
 from haiper_sync.sync.manifest import check_manifest
 from haiper_sync.sync.plan import plan_run
@@ -86,20 +83,3 @@ def test_the_format_flag_overrides_the_extension(tmp_path: Path, db_path: Path) 
     manifest.write_text("creation_id,prompt\nabc-1,a cat\n")
     _, todo, _ = plan(db_path, str(manifest), tmp_path, fmt="csv")
     assert todo == ["abc-1"]
-
-
-@pytest.mark.integration
-@pytest.mark.usefixtures("prefect_server", "api_key_env")
-def test_standard_input_on_the_cli(
-    sim: SimulatorServer,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    ids = generate_ids(12, seed=100)
-    stdin = io.TextIOWrapper(io.BytesIO(("\n".join(ids) + "\n").encode()))
-    monkeypatch.setattr(sys, "stdin", stdin)
-    db = tmp_path / "stdin.duckdb"
-    code = main(["sync", "--manifest", "-", "--db", str(db), "--api-url", sim.url])
-    assert code == 0
-    assert ": 12 IDs, 0 rejected" in capsys.readouterr().out

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import pytest
-
-from flows import sync_creations
-from haiper_sync.simulator import SimulatorServer, generate_ids
 from haiper_sync.sync.progress import progress_line
 
 
@@ -20,34 +13,3 @@ def test_the_line_says_done_of_total_requests_rate_errors_and_time_left() -> Non
     )
     assert progress_line(1_000, 1_000, 1_800, 0, 240.0).endswith("0 errors")
     assert "left" not in progress_line(0, 10, 0, 0, 0.0)
-
-
-@pytest.mark.integration
-@pytest.mark.usefixtures("prefect_server", "api_key_env")
-def test_the_runs_log_has_progress_lines_and_no_task_success_lines(
-    sim: SimulatorServer, tmp_path: Path
-) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(60, seed=101)) + "\n")
-    state = sync_creations(
-        manifest=str(manifest), db_path=str(tmp_path / "p.duckdb"), api_url=sim.url,
-        rate_limit=100_000, chunk_size=20, return_state=True,
-    )  # fmt: skip
-    assert state.is_completed()
-    flow_run_id = state.state_details.flow_run_id
-    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-    deadline = time.monotonic() + 20
-    logs = []
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:  # the API handler ships logs in the background
-            logs = client.read_logs(log_filter=log_filter)
-            if any(log.message.startswith("Done:") for log in logs):
-                break
-            time.sleep(0.5)
-    progress = [log.message for log in logs if log.message.startswith("Progress: ")]
-    assert progress and progress[0].startswith("Progress: 20 of 60 IDs (33%)")
-    # Three chunk tasks and two bookkeeping tasks ran; none logged its success.
-    assert [log.message for log in logs if log.task_run_id is not None] == []
