@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="haiper-test-prefect-")
@@ -16,6 +16,7 @@ os.environ.pop("HAIPER_API_KEY", None)
 import pytest  # noqa: E402
 
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer  # noqa: E402
+from tests.support.manifest import Manifest  # noqa: E402
 
 SIM_KEY = "sim-test-key"
 
@@ -47,3 +48,20 @@ def api_key_env(monkeypatch: pytest.MonkeyPatch) -> str:
 def db_path(tmp_path: Path) -> Path:
     """A path for a fresh DuckDB file."""
     return tmp_path / "haiper.duckdb"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    """Write a manifest: IDs one a line (each ending in a newline), or text as given.
+
+    ``name`` may hold folders below ``tmp_path`` (made as needed).
+    """
+
+    def write(ids_or_text: Iterable[str] | str, name: str = "ids.txt") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = ids_or_text if isinstance(ids_or_text, str) else "\n".join(ids_or_text) + "\n"
+        path.write_text(text)
+        return path
+
+    return write

@@ -11,6 +11,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -36,12 +37,13 @@ def events_about(db: Path, name: str) -> list[Any]:
     return found
 
 
-def test_a_run_with_too_many_errors_fails_and_says_so(sim: SimulatorServer, tmp_path: Path) -> None:
+def test_a_run_with_too_many_errors_fails_and_says_so(
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
+) -> None:
     good = generate_ids(10, seed=102)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*good, *(f"nf-{n}" for n in range(4))]) + "\n")
+    ids_file = manifest([*good, *(f"nf-{n}" for n in range(4))])
     db = tmp_path / "alerts.duckdb"
-    run = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
 
     state = sync_creations(max_error_ratio=0.2, return_state=True, **run)  # 4 of 14: 29%
     assert state.is_failed()

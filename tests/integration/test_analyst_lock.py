@@ -14,6 +14,7 @@ from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from haiper_sync.store.spill import pending_spills
 from tests.conftest import SIM_KEY
 from tests.support.expected import Expected, table_counts
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -49,13 +50,12 @@ sys.exit("the sync never wrote a chunk")
 
 
 def test_a_held_file_sets_chunks_aside_and_they_land_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manifest: Manifest
 ) -> None:
     monkeypatch.setenv("HAIPER_LOCK_TIMEOUT", "0.5")
     ids = generate_ids(200, seed=51)
     expected = Expected(ids)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "held.duckdb"
     config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), latency_ms=30)
     with SimulatorServer(config) as sim:
@@ -64,7 +64,7 @@ def test_a_held_file_sets_chunks_aside_and_they_land_later(
         )
         try:
             summary = sync_creations(
-                manifest=str(manifest),
+                manifest=str(ids_file),
                 db_path=str(db),
                 api_url=sim.url,
                 chunk_size=20,
@@ -90,14 +90,16 @@ def test_a_held_file_sets_chunks_aside_and_they_land_later(
 
 
 def test_a_file_held_at_the_runs_end_is_a_completed_run_with_its_end_set_aside(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    manifest: Manifest,
 ) -> None:
     from cli.main import main
 
     monkeypatch.setenv("HAIPER_LOCK_TIMEOUT", "0.5")
     ids = generate_ids(8, seed=52)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "held-end.duckdb"
     # Each request takes a second: the analyst gets in once the run has started, and holds the
     # file past the chunk's write and the run's end.
@@ -111,18 +113,18 @@ def test_a_file_held_at_the_runs_end_is_a_completed_run_with_its_end_set_aside(
             text=True,
         )
         try:
-            code = main(["sync", "--manifest", str(manifest), "--db", str(db), *options])
+            code = main(["sync", "--manifest", str(ids_file), "--db", str(db), *options])
             out, _ = holder.communicate(timeout=60)
         finally:
             holder.kill()
         assert out.split() == ["holding", "released"]
         printed = capsys.readouterr().out
         assert code == 0
-        assert "completed" in printed and f"manifest  {manifest}: 8 IDs" in printed
+        assert "completed" in printed and f"manifest  {ids_file}: 8 IDs" in printed
         assert "1 chunk(s), the run's end" in printed
         assert len(pending_spills(db)) == 2
         # The next run writes both before it plans: the first run's row ends completed.
-        assert main(["sync", "--manifest", str(manifest), "--db", str(db), *options]) == 0
+        assert main(["sync", "--manifest", str(ids_file), "--db", str(db), *options]) == 0
     con = duckdb.connect(str(db), read_only=True)
     first = con.execute("SELECT state, ids_checked FROM sync_runs ORDER BY started_at").fetchall()
     con.close()

@@ -11,6 +11,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
 from tests.support.expected import Expected
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -21,14 +22,13 @@ def sql(db: Path, statement: str) -> list[tuple[object, ...]]:
 
 
 def test_unchanged_ids_back_off_and_repeated_404s_are_given_up(
-    sim: SimulatorServer, tmp_path: Path
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(60, seed=95)
     unfinished = set(Expected(ids).unfinished)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*ids, "nf-gone-1"]) + "\n")
+    ids_file = manifest([*ids, "nf-gone-1"])
     db = tmp_path / "b.duckdb"
-    run = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
 
     def spent(**extra: object) -> tuple[int, object]:
         sim.stats.reset()

@@ -9,6 +9,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from tests.support.manifest import Manifest
 
 # When, by which run, and how often it was asked (and so when it is asked next).
 VOLATILE = {"first_synced_at", "last_synced_at", "last_run_id", "first_seen_at",
@@ -30,11 +31,10 @@ def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
 @pytest.mark.integration
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_a_budgeted_run_spends_exactly_its_budget_and_the_next_run_finishes_the_job(
-    sim: SimulatorServer, tmp_path: Path
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(120, seed=81)) + "\n")
-    common = dict(manifest=str(manifest), api_url=sim.url, rate_limit=100_000, chunk_size=30)
+    ids_file = manifest(generate_ids(120, seed=81))
+    common = dict(manifest=str(ids_file), api_url=sim.url, rate_limit=100_000, chunk_size=30)
 
     full = sync_creations(db_path=str(tmp_path / "full.duckdb"), **common)
     unbudgeted = sim.stats.snapshot()["total"]

@@ -22,6 +22,7 @@ from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.support.dead_port import dead_port
 from tests.support.expected import Expected, table_counts
+from tests.support.manifest import Manifest
 from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.usefixtures("prefect_server")]
@@ -101,16 +102,16 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    manifest: Manifest,
 ) -> None:
     ids = generate_ids(N_IDS, seed=41)
     expected = Expected(ids)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*ids, "nf-chaos-gone"]) + "\n")
+    ids_file = manifest([*ids, "nf-chaos-gone"])
     keys = frozenset({CANARY})
 
     with SimulatorServer(SimulatorConfig(api_keys=keys)) as clean:
         sync_creations(
-            manifest=str(manifest), db_path=str(tmp_path / "ref.duckdb"), api_url=clean.url,
+            manifest=str(ids_file), db_path=str(tmp_path / "ref.duckdb"), api_url=clean.url,
             rate_limit=100_000, chunk_size=30,
         )  # fmt: skip
 
@@ -118,14 +119,14 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     total = N_IDS + 1 + len(expected.succeeded)
     kill_after = random.Random(7).randint(total // 4, total // 2)
     with SimulatorServer(chaos_config(keys, seed=99)) as sim:
-        code = run_and_kill(sim, manifest, db, prefect_api_url, kill_after, tmp_path / "child.log")
+        code = run_and_kill(sim, ids_file, db, prefect_api_url, kill_after, tmp_path / "child.log")
         assert code == -signal.SIGKILL
         con = duckdb.connect(str(db), read_only=True)
         killed = con.execute("SELECT state FROM sync_runs").fetchall()
         con.close()
         assert killed == [("running",)]  # it died mid-run, leaving its run open
         summary = sync_creations(
-            manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000,
+            manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000,
             chunk_size=30,
         )  # fmt: skip
         faults = sim.stats.snapshot()
@@ -134,7 +135,7 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     if summary.ids_errored > 1:  # a rare retry budget exhausted: the next run finishes it
         with SimulatorServer(chaos_config(keys, seed=100)) as sim:
             sync_creations(
-                manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000
+                manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
             )
 
     assert rows(db) == rows(tmp_path / "ref.duckdb")
@@ -148,7 +149,7 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     # The same key, now refused: the 401 path must not leak it either.
     with SimulatorServer(SimulatorConfig(api_keys=frozenset({"another-key"}))) as refusing:
         state = sync_creations(
-            manifest=str(manifest), db_path=str(db), api_url=refusing.url, return_state=True,
+            manifest=str(ids_file), db_path=str(db), api_url=refusing.url, return_state=True,
             refresh=True,
         )  # fmt: skip
         assert state.is_failed()
@@ -156,7 +157,7 @@ def test_sigkill_then_resume_ends_exactly_like_a_fault_free_run_and_the_token_ne
     # The API gone: the circuit breaker's failure must not leak it either.
     monkeypatch.setenv("HAIPER_BREAKER_SECONDS", "0.5")
     state = sync_creations(
-        manifest=str(manifest), db_path=str(db), api_url=f"http://127.0.0.1:{dead_port()}",
+        manifest=str(ids_file), db_path=str(db), api_url=f"http://127.0.0.1:{dead_port()}",
         return_state=True, refresh=True,
     )  # fmt: skip
     assert state.is_failed() and "unreachable" in str(state.message)

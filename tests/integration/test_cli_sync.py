@@ -12,6 +12,7 @@ from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.conftest import SIM_KEY
 from tests.support.dead_port import dead_port
 from tests.support.expected import table_counts
+from tests.support.manifest import Manifest
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +36,14 @@ def test_missing_manifest_exits_1_with_the_file_named(
 
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_sync_prints_a_summary_and_exits_0_even_with_failed_ids(
-    sim: SimulatorServer, tmp_path: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
+    sim: SimulatorServer,
+    tmp_path: Path,
+    db_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    manifest: Manifest,
 ) -> None:
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*generate_ids(30, seed=9), "nf-gone"]) + "\n")
-    assert main(args(manifest, db_path, sim)) == 0
+    ids_file = manifest([*generate_ids(30, seed=9), "nf-gone"])
+    assert main(args(ids_file, db_path, sim)) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "requests" in out and "creation_status" in out
     assert "1 IDs (see table sync_errors)" in out
@@ -52,14 +56,14 @@ def test_no_key_and_wrong_key_exit_1_with_a_reason(
     db_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    manifest: Manifest,
 ) -> None:
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(5, seed=10)) + "\n")
-    assert main(args(manifest, db_path, sim)) == 1
+    ids_file = manifest(generate_ids(5, seed=10))
+    assert main(args(ids_file, db_path, sim)) == 1
     assert "no API key" in capsys.readouterr().err.strip().splitlines()[-1]
 
     monkeypatch.setenv("HAIPER_API_KEY", "not-the-key")
-    assert main(args(manifest, db_path, sim)) == 1
+    assert main(args(ids_file, db_path, sim)) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("haiper-sync: sync failed:") and "401" in last
     assert "not-the-key" not in last
@@ -72,17 +76,17 @@ def test_a_dead_api_fails_the_run_loudly_and_keeps_what_was_synced(
     db_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    manifest: Manifest,
 ) -> None:
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(40, seed=10)) + "\n")
-    assert main(args(manifest, db_path, sim)) == 0
+    ids_file = manifest(generate_ids(40, seed=10))
+    assert main(args(ids_file, db_path, sim)) == 0
     with duckdb.connect(str(db_path), read_only=True) as con:
         before = table_counts(con)
     capsys.readouterr()
 
     monkeypatch.setenv("HAIPER_BREAKER_SECONDS", "1")
     dead = f"http://127.0.0.1:{dead_port()}"
-    code = main([*args(manifest, db_path, sim), "--api-url", dead, "--refresh"])
+    code = main([*args(ids_file, db_path, sim), "--api-url", dead, "--refresh"])
     # Prefect's own log lines go to stderr too; ours is the one line the user acts on.
     ours = [line for line in capsys.readouterr().err.splitlines() if "haiper-sync:" in line]
     assert code == 1 and len(ours) == 1
@@ -99,17 +103,16 @@ def test_a_dead_api_fails_the_run_loudly_and_keeps_what_was_synced(
 
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_an_api_answering_only_5xx_fails_the_run_after_few_requests(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, manifest: Manifest
 ) -> None:
     from flows import sync_creations
 
     monkeypatch.setenv("HAIPER_BREAKER_SECONDS", "0.5")
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(600, seed=11)) + "\n")
+    ids_file = manifest(generate_ids(600, seed=11))
     config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), p_500=1.0, latency_ms=20)
     with SimulatorServer(config) as sim:
         state = sync_creations(
-            manifest=str(manifest),
+            manifest=str(ids_file),
             db_path=str(db_path),
             api_url=sim.url,
             concurrency=4,

@@ -10,6 +10,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
 from tests.support.expected import Expected, table_counts
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -34,13 +35,14 @@ def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-def test_dask_local_cluster_gives_the_same_database(sim: SimulatorServer, tmp_path: Path) -> None:
+def test_dask_local_cluster_gives_the_same_database(
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
+) -> None:
     from prefect_dask.task_runners import DaskTaskRunner
 
     ids = [*generate_ids(120, seed=21), "nf-dask-1"]
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
-    params = dict(manifest=str(manifest), api_url=sim.url, chunk_size=25, rate_limit=100_000)
+    ids_file = manifest(ids)
+    params = dict(manifest=str(ids_file), api_url=sim.url, chunk_size=25, rate_limit=100_000)
 
     sync_creations(db_path=str(tmp_path / "threads.duckdb"), **params)
     threads_requests = sim.stats.snapshot()["total"]

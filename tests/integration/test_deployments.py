@@ -28,6 +28,7 @@ from flows.sync import sync_creations
 from haiper_sync.settings import SECRET_BLOCK
 from haiper_sync.simulator import creation_status, generate_ids
 from tests.support.canned import CannedServer
+from tests.support.manifest import Manifest
 from tests.support.wire import Reply
 
 BIN = Path(sys.executable).parent
@@ -229,7 +230,7 @@ def _healthy(url: str) -> bool:
 
 @pytest.mark.integration
 def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
-    tmp_path: Path, processes: Processes
+    tmp_path: Path, processes: Processes, manifest: Manifest
 ) -> None:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import (
@@ -303,13 +304,12 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
 
     ids = generate_ids(30, seed=21)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "deployed.duckdb"
     run = subprocess.run(
         [
             *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
-            *("--param", f"manifest={manifest}", "--param", f"db_path={db}"),
+            *("--param", f"manifest={ids_file}", "--param", f"db_path={db}"),
         ],
         env=env,
         cwd=tmp_path,
@@ -385,7 +385,7 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     ]
     assert adhoc.schedules == []
     assert key not in json.dumps(flow_run.parameters)
-    assert flow_run.parameters["manifest"] == str(manifest)
+    assert flow_run.parameters["manifest"] == str(ids_file)
     print(f"deploy → worker → completed run: {time.monotonic() - started:.1f}s")
 
     # The nightly deployment runs on the same worker too (started by hand here).
@@ -393,7 +393,7 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     started_nightly = subprocess.run(
         [
             *(str(BIN / "prefect"), "deployment", "run", "sync-creations/nightly-sync"),
-            *("--param", f"manifest={manifest}", "--param", f"db_path={nightly_db}"),
+            *("--param", f"manifest={ids_file}", "--param", f"db_path={nightly_db}"),
         ],
         env=env, cwd=tmp_path, check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -11,6 +11,7 @@ from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.conftest import SIM_KEY
 from tests.support.expected import Expected
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -32,15 +33,14 @@ def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 @pytest.mark.parametrize("unfinished_detail", ["400", "200"])
 def test_detail_first_spends_exactly_what_it_should_and_learns_the_same(
-    unfinished_detail: str, tmp_path: Path
+    unfinished_detail: str, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(150, seed=91)
     expected = Expected(ids)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*ids, "nf-never-1"]) + "\n")
+    ids_file = manifest([*ids, "nf-never-1"])
     config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), unfinished_detail=unfinished_detail)
     with SimulatorServer(config) as sim:
-        common = dict(manifest=str(manifest), api_url=sim.url, rate_limit=100_000)
+        common = dict(manifest=str(ids_file), api_url=sim.url, rate_limit=100_000)
         status_first = sync_creations(db_path=str(tmp_path / "status.duckdb"), **common)
         spent_status_first = sim.stats.snapshot()["total"]
         sim.stats.reset()
@@ -62,13 +62,14 @@ def test_detail_first_spends_exactly_what_it_should_and_learns_the_same(
     assert status_first.ids_errored == detail_first.ids_errored == 1
 
 
-def test_detail_first_asks_the_status_of_ids_seen_before(tmp_path: Path) -> None:
+def test_detail_first_asks_the_status_of_ids_seen_before(
+    tmp_path: Path, manifest: Manifest
+) -> None:
     ids = generate_ids(60, seed=92)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "h.duckdb"
     with SimulatorServer(SimulatorConfig(api_keys=frozenset({SIM_KEY}))) as sim:
-        common = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+        common = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
         sync_creations(**common)
         unfinished = Expected(ids).unfinished
         sim.stats.reset()

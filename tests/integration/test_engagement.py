@@ -10,6 +10,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, creation_detail, generate_ids
 from tests.support.expected import Expected
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -21,14 +22,13 @@ def sql(db: Path, statement: str) -> list[tuple[object, ...]]:
 
 @pytest.mark.integration
 def test_stale_details_are_fetched_again_and_changed_likes_kept(
-    sim: SimulatorServer, tmp_path: Path
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(60, seed=97)
     succeeded = Expected(ids).succeeded
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "e.duckdb"
-    run = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
     sync_creations(**run)
     first = {i: (likes, collects) for i, likes, collects in
              sql(db, "SELECT creation_id, like_count, collects_count FROM creations")}  # fmt: skip
@@ -57,15 +57,16 @@ def test_stale_details_are_fetched_again_and_changed_likes_kept(
 
 
 @pytest.mark.integration
-def test_a_budget_reaches_the_stalest_first(sim: SimulatorServer, tmp_path: Path) -> None:
+def test_a_budget_reaches_the_stalest_first(
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
+) -> None:
     ids = generate_ids(40, seed=98)
     finished = set(Expected(ids).succeeded) | {
         i for i, s in Expected(ids).statuses.items() if s == "failed"
     }
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(i for i in ids if i in finished) + "\n")
+    ids_file = manifest(i for i in ids if i in finished)
     db = tmp_path / "s.duckdb"
-    run = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
     sync_creations(**run)
     succeeded = Expected(ids).succeeded
     # Stale in a known order: the last of the manifest is the stalest.

@@ -11,14 +11,13 @@ import pytest
 
 from cli.main import main
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from tests.support.manifest import Manifest
 from tests.support.paths import ROOT
 
 
 @pytest.fixture
-def manifest(tmp_path: Path) -> Path:
-    path = tmp_path / "ids.txt"
-    path.write_text("\n".join(generate_ids(5, seed=71)) + "\n")
-    return path
+def five_ids(manifest: Manifest) -> Path:
+    return manifest(generate_ids(5, seed=71))
 
 
 def our_lines(err: str) -> list[str]:
@@ -48,7 +47,7 @@ def test_a_mistake_is_one_line_before_anything_starts(
     flags: list[str],
     env: dict[str, str],
     expected: str,
-    manifest: Path,
+    five_ids: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -58,7 +57,7 @@ def test_a_mistake_is_one_line_before_anything_starts(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     db = tmp_path / "out.duckdb"
-    code = main(["sync", "--manifest", str(manifest), "--db", str(db), *flags])
+    code = main(["sync", "--manifest", str(five_ids), "--db", str(db), *flags])
     lines = our_lines(capsys.readouterr().err)
     assert code == 1 and len(lines) == 1
     assert lines[0].startswith(f"haiper-sync: {expected}")
@@ -66,24 +65,24 @@ def test_a_mistake_is_one_line_before_anything_starts(
 
 
 def test_db_pointing_at_a_directory_is_named(
-    manifest: Path,
+    five_ids: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HAIPER_API_KEY", "k")
-    code = main(["sync", "--manifest", str(manifest), "--db", str(tmp_path)])
+    code = main(["sync", "--manifest", str(five_ids), "--db", str(tmp_path)])
     lines = our_lines(capsys.readouterr().err)
     example = tmp_path / "haiper.duckdb"
     assert code == 1
     assert lines == [f"haiper-sync: --db {tmp_path} is a directory; give a file, e.g. {example}"]
 
 
-def test_a_refused_flag_never_loads_prefect(manifest: Path, tmp_path: Path) -> None:
+def test_a_refused_flag_never_loads_prefect(five_ids: Path, tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from cli.main import main\n"
-        f"code = main(['sync', '--manifest', {str(manifest)!r}, '--rate-limit', '0'])\n"
+        f"code = main(['sync', '--manifest', {str(five_ids)!r}, '--rate-limit', '0'])\n"
         "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'prefect'}))\n"
     )
     env = os.environ | {"HAIPER_API_KEY": "k"}
@@ -95,7 +94,7 @@ def test_a_refused_flag_never_loads_prefect(manifest: Path, tmp_path: Path) -> N
 
 @pytest.mark.integration
 def test_a_wrong_key_is_one_line_without_a_traceback(
-    sim: SimulatorServer, manifest: Path, tmp_path: Path
+    sim: SimulatorServer, five_ids: Path, tmp_path: Path
 ) -> None:
     env = os.environ | {
         "HAIPER_API_KEY": "not-the-key",
@@ -103,7 +102,7 @@ def test_a_wrong_key_is_one_line_without_a_traceback(
     }
     env.pop("PREFECT_API_URL", None)
     out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "sync", "--manifest", str(manifest),
+        [sys.executable, "-m", "cli.main", "sync", "--manifest", str(five_ids),
          "--db", str(tmp_path / "k.duckdb"), "--api-url", sim.url],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=180, check=False,
     )  # fmt: skip
@@ -139,18 +138,18 @@ def test_a_manifest_with_no_valid_id_fails_the_run_in_one_line(
     sim: SimulatorServer,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    manifest: Manifest,
 ) -> None:
     import duckdb
 
     # A text manifest (CSV files with a creation_id column are read as CSV: see
-    # tests/test_manifest_formats.py).
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text(content)
+    # tests/unit/sync/test_manifest_formats.py).
+    ids_file = manifest(content)
     db = tmp_path / "none.duckdb"
-    code = main(["sync", "--manifest", str(manifest), "--db", str(db), "--api-url", sim.url])
+    code = main(["sync", "--manifest", str(ids_file), "--db", str(db), "--api-url", sim.url])
     ours = [line for line in capsys.readouterr().err.splitlines() if "haiper-sync:" in line]
     assert code == 1 and len(ours) == 1
-    assert ours[0].startswith(f"haiper-sync: sync failed: manifest {manifest}: {expected}")
+    assert ours[0].startswith(f"haiper-sync: sync failed: manifest {ids_file}: {expected}")
     assert sim.stats.snapshot()["total"] == 0
     with duckdb.connect(str(db), read_only=True) as con:
         state = con.execute("SELECT state, ids_rejected FROM sync_runs").fetchall()
@@ -181,7 +180,7 @@ def _listing(path: Path) -> list[tuple[str, str]]:
 
 
 def test_someone_elses_file_is_refused_before_anything_starts(
-    manifest: Path,
+    five_ids: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -189,7 +188,7 @@ def test_someone_elses_file_is_refused_before_anything_starts(
     monkeypatch.setenv("HAIPER_API_KEY", "k")
     db = tmp_path / "theirs.duckdb"
     before = _their_file(db, "sales", "creations")
-    code = main(["sync", "--manifest", str(manifest), "--db", str(db)])
+    code = main(["sync", "--manifest", str(five_ids), "--db", str(db)])
     lines = our_lines(capsys.readouterr().err)
     assert code == 1 and lines == [
         f"haiper-sync: {db}: has tables (creations, sales) but no haiper-sync schema: not ours, "

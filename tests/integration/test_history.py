@@ -9,18 +9,18 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, creation_status, generate_ids
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
 
 def test_history_rows_follow_the_changes_and_timings_add_up(
-    sim: SimulatorServer, tmp_path: Path
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(80, seed=93)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     db = tmp_path / "h.duckdb"
-    run = dict(manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
 
     def seen(epoch: int) -> dict[str, tuple[str, float | None]]:
         return {

@@ -9,20 +9,20 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from tests.support.manifest import Manifest
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_the_runs_log_has_progress_lines_and_no_task_success_lines(
-    sim: SimulatorServer, tmp_path: Path
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(60, seed=101)) + "\n")
+    ids_file = manifest(generate_ids(60, seed=101))
     state = sync_creations(
-        manifest=str(manifest), db_path=str(tmp_path / "p.duckdb"), api_url=sim.url,
+        manifest=str(ids_file), db_path=str(tmp_path / "p.duckdb"), api_url=sim.url,
         rate_limit=100_000, chunk_size=20, return_state=True,
     )  # fmt: skip
     assert state.is_completed()

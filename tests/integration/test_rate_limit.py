@@ -15,6 +15,7 @@ from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
 from tests.conftest import SIM_KEY
 from tests.support.expected import Expected, table_counts
+from tests.support.manifest import Manifest
 
 QUOTA, WINDOW = 40, 2.0
 
@@ -32,15 +33,14 @@ def limited_sim(monkeypatch: pytest.MonkeyPatch) -> SimulatorServer:
 @pytest.mark.integration
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_at_the_servers_own_limit_a_run_gets_no_429(
-    limited_sim: SimulatorServer, tmp_path: Path
+    limited_sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(60, seed=31)
     expected = Expected(ids)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     started = time.monotonic()
     summary = sync_creations(
-        manifest=str(manifest),
+        manifest=str(ids_file),
         db_path=str(tmp_path / "db.duckdb"),
         api_url=limited_sim.url,
         rate_limit=QUOTA,
@@ -62,14 +62,13 @@ def test_at_the_servers_own_limit_a_run_gets_no_429(
 @pytest.mark.integration
 @pytest.mark.usefixtures("prefect_server", "api_key_env")
 def test_over_the_limit_429s_are_waited_out_and_nothing_is_lost(
-    limited_sim: SimulatorServer, tmp_path: Path
+    limited_sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(30, seed=32)
     expected = Expected(ids)
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(ids) + "\n")
+    ids_file = manifest(ids)
     summary = sync_creations(
-        manifest=str(manifest),
+        manifest=str(ids_file),
         db_path=str(tmp_path / "db.duckdb"),
         api_url=limited_sim.url,
         rate_limit=100_000,  # the client believes it may go much faster than the server allows

@@ -12,6 +12,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
 from haiper_sync.store.connection import STORAGE_VERSION
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 SHELL = Path(sys.executable).parent / "duckdb"  # duckdb-cli, installed by `make install`
@@ -30,14 +31,15 @@ def shell(db: Path, sql: str) -> str:
     return out.stdout.strip()
 
 
-def test_the_duckdb_shell_reads_a_synced_file(sim: SimulatorServer, tmp_path: Path) -> None:
+def test_the_duckdb_shell_reads_a_synced_file(
+    sim: SimulatorServer, tmp_path: Path, manifest: Manifest
+) -> None:
     version = subprocess.run([str(SHELL), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("v1.")  # a shell older than the duckdb module we write with
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join(generate_ids(40, seed=61)) + "\n")
+    ids_file = manifest(generate_ids(40, seed=61))
     db = tmp_path / "haiper.duckdb"
     summary = sync_creations(
-        manifest=str(manifest), db_path=str(db), api_url=sim.url, rate_limit=100_000
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
     )
     con = duckdb.connect(str(db), read_only=True)
     storage = con.execute(

@@ -12,6 +12,7 @@ import pytest
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
 from tests.support.expected import Expected, table_counts
+from tests.support.manifest import Manifest
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -19,10 +20,9 @@ PLANTED = ["nf-missing-1", "nf-missing-2", "forbidden-1"]
 REJECTED = ["../etc/passwd", "a b", "%2e%2e%2f"]
 
 
-def write_manifest(path: Path, ids: list[str], extra: list[str] = ()) -> Path:  # type: ignore[assignment]
-    lines = ["creation_id", "# a comment", *ids, "", *ids[:5], *extra]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def manifest_lines(ids: list[str], extra: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+    """A header, a comment, a blank line and repeats around the IDs."""
+    return ["creation_id", "# a comment", *ids, "", *ids[:5], *extra]
 
 
 def sync(sim: SimulatorServer, manifest: Path, db: Path, **kw: Any) -> dict[str, Any]:
@@ -37,13 +37,13 @@ def sync(sim: SimulatorServer, manifest: Path, db: Path, **kw: Any) -> dict[str,
 
 
 def test_500_ids_land_exactly_and_a_rerun_only_asks_for_the_unfinished(
-    sim: SimulatorServer, tmp_path: Path, db_path: Path
+    sim: SimulatorServer, tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(500, seed=11)
     expected = Expected(ids)
-    manifest = write_manifest(tmp_path / "ids.txt", ids, PLANTED + REJECTED)
+    ids_file = manifest(manifest_lines(ids, PLANTED + REJECTED))
 
-    summary = sync(sim, manifest, db_path)
+    summary = sync(sim, ids_file, db_path)
 
     planted = len(PLANTED)
     assert sim.stats.snapshot()["total"] == 500 + planted + len(expected.succeeded)
@@ -80,7 +80,7 @@ def test_500_ids_land_exactly_and_a_rerun_only_asks_for_the_unfinished(
 
     # Second run: no new rows, requests only for IDs that are not finished.
     sim.stats.reset()
-    again = sync(sim, manifest, db_path)
+    again = sync(sim, ids_file, db_path)
     assert again.ids_skipped == len(expected.succeeded) + expected.count("failed")
     assert sim.stats.snapshot()["total"] == len(expected.unfinished) + planted
     asked = set(sim.stats.snapshot()["per_id"]["status"])
@@ -107,7 +107,7 @@ def test_500_ids_land_exactly_and_a_rerun_only_asks_for_the_unfinished(
     newly = set(later.succeeded) - set(expected.succeeded)
     assert newly, "the simulator should finish some creations at epoch 1"
     sim.stats.reset()
-    third = sync(sim, manifest, db_path)
+    third = sync(sim, ids_file, db_path)
     assert third.ids_fetched == len(newly)
     assert sim.stats.snapshot()["by_endpoint"]["detail"] == len(newly)
     con = duckdb.connect(str(db_path), read_only=True)
@@ -151,17 +151,17 @@ def _assert_creations_match(con: duckdb.DuckDBPyConnection, expected: Expected) 
 
 
 def test_refresh_fetches_everything_again_without_duplicating(
-    sim: SimulatorServer, tmp_path: Path, db_path: Path
+    sim: SimulatorServer, tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(80, seed=3)
     expected = Expected(ids)
-    manifest = write_manifest(tmp_path / "ids.txt", ids)
-    sync(sim, manifest, db_path)
+    ids_file = manifest(manifest_lines(ids))
+    sync(sim, ids_file, db_path)
     con = duckdb.connect(str(db_path), read_only=True)
     before = table_counts(con)
     con.close()
     sim.stats.reset()
-    summary = sync(sim, manifest, db_path, refresh=True)
+    summary = sync(sim, ids_file, db_path, refresh=True)
     assert sim.stats.snapshot()["total"] == 80 + len(expected.succeeded)
     assert summary.rows_updated == len(expected.succeeded) and summary.rows_inserted == 0
     con = duckdb.connect(str(db_path), read_only=True)
@@ -170,11 +170,15 @@ def test_refresh_fetches_everything_again_without_duplicating(
 
 
 def test_wrong_key_fails_fast_and_keeps_what_was_synced(
-    sim: SimulatorServer, tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatorServer,
+    tmp_path: Path,
+    db_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    manifest: Manifest,
 ) -> None:
     ids = generate_ids(40, seed=5)
-    manifest = write_manifest(tmp_path / "ids.txt", ids)
-    sync(sim, manifest, db_path)
+    ids_file = manifest(manifest_lines(ids))
+    sync(sim, ids_file, db_path)
     con = duckdb.connect(str(db_path), read_only=True)
     before = table_counts(con)
     con.close()
@@ -183,7 +187,7 @@ def test_wrong_key_fails_fast_and_keeps_what_was_synced(
     sim.set_epoch(1)  # so there is something left to ask about
     sim.stats.reset()
     state = sync_creations(
-        manifest=str(manifest), db_path=str(db_path), api_url=sim.url, return_state=True
+        manifest=str(ids_file), db_path=str(db_path), api_url=sim.url, return_state=True
     )
     assert state.is_failed()
     # Fast: a 401 is never retried; at most one request per in-flight ID.
@@ -198,7 +202,7 @@ def test_wrong_key_fails_fast_and_keeps_what_was_synced(
 
 
 def test_transient_faults_are_retried_and_drift_is_absorbed(
-    sim: SimulatorServer, tmp_path: Path, db_path: Path
+    sim: SimulatorServer, tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
     ids = generate_ids(60, seed=8)
     expected = Expected(ids)
@@ -216,8 +220,8 @@ def test_transient_faults_are_retried_and_drift_is_absorbed(
         f"detail:{ok[6]}": "drift_extra_fields",
         f"detail:{ok[7]}": "drift_missing_fields",
     }
-    manifest = write_manifest(tmp_path / "ids.txt", ids)
-    summary = sync(sim, manifest, db_path)
+    ids_file = manifest(manifest_lines(ids))
+    summary = sync(sim, ids_file, db_path)
 
     assert summary.ids_errored == 0
     # The reset is re-sent once by aiohttp itself (an idempotent GET on a dropped keep-alive

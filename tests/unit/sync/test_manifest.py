@@ -13,6 +13,7 @@ from haiper_sync.rows import StatusRow
 from haiper_sync.store import connection, runs, writes
 from haiper_sync.sync.manifest import manifest_files
 from haiper_sync.sync.plan import auto_chunk_size, chunk_size_for, iter_chunks, plan_run
+from tests.support.manifest import Manifest
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -27,16 +28,15 @@ def plan(db: Path, manifest: str, tmp: Path, refresh: bool = False, run_id: str 
 
 
 def test_hostile_lines_are_rejected_recorded_and_never_planned(
-    tmp_path: Path, db_path: Path
+    tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
-    manifest = tmp_path / "ids.txt"
     hostile = ["../etc", "a/b", "a?b", "a#b", "%2e%2e%2f", "a b", "caf\u00e9", "x" * 300, "a\x07b"]
-    manifest.write_text(
+    ids_file = manifest(
         "creation_id\r\n"
         + "\r\n".join(["good-1", "good_2", *hostile, "good-1", "  good-3  "])
         + "\r\n"
     )
-    result = plan(db_path, str(manifest), tmp_path)
+    result = plan(db_path, str(ids_file), tmp_path)
     assert (result.ids_in_manifest, result.ids_rejected, result.todo) == (3, 9, 3)
     todo = pq.read_table(result.todo_path).to_pylist()
     assert todo == [
@@ -58,10 +58,9 @@ def test_hostile_lines_are_rejected_recorded_and_never_planned(
 
 
 def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
-    tmp_path: Path, db_path: Path
+    tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("done-ok\ndone-failed\nsucceed-no-detail\nstill-pending\nnew-one\n")
+    ids_file = manifest("done-ok\ndone-failed\nsucceed-no-detail\nstill-pending\nnew-one\n")
     with connection.open_database(db_path) as con:
         writes.upsert_statuses(
             con,
@@ -77,22 +76,21 @@ def test_finished_ids_are_subtracted_and_known_succeed_skips_the_status_check(
             "INSERT INTO creations (creation_id, first_synced_at, last_synced_at) "
             "VALUES ('done-ok', now(), now())"
         )
-    result = plan(db_path, str(manifest), tmp_path)
+    result = plan(db_path, str(ids_file), tmp_path)
     assert (result.ids_in_manifest, result.ids_skipped, result.todo) == (5, 2, 3)
     chunks = list(iter_chunks(result.todo_path, 2))
     assert chunks == [(["still-pending"], ["succeed-no-detail"], []), (["new-one"], [], [])]
     # Detail-first: only the ID never seen before is asked for its detail first.
     first = list(iter_chunks(result.todo_path, 10, detail_first=True))
     assert first == [(["still-pending"], ["succeed-no-detail"], ["new-one"])]
-    again = plan(db_path, str(manifest), tmp_path, refresh=True, run_id="r2")
+    again = plan(db_path, str(ids_file), tmp_path, refresh=True, run_id="r2")
     assert again.todo == 5 and again.ids_skipped == 0
     assert [known for _, known, _ in iter_chunks(again.todo_path, 10)] == [[]]
 
 
-def test_globs_combine_files(tmp_path: Path, db_path: Path) -> None:
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "a.txt").write_text("one\ntwo\n")
-    (tmp_path / "m" / "b.txt").write_text("two\nthree\n")
+def test_globs_combine_files(tmp_path: Path, db_path: Path, manifest: Manifest) -> None:
+    manifest(["one", "two"], name="m/a.txt")
+    manifest(["two", "three"], name="m/b.txt")
     result = plan(db_path, str(tmp_path / "m" / "*.txt"), tmp_path)
     assert result.ids_in_manifest == 3
 
@@ -143,17 +141,16 @@ def test_default_chunks_last_about_half_a_minute_at_the_rate_limit() -> None:
 
 
 def test_duplicates_rejects_and_finished_ids_plan_in_manifest_order(
-    tmp_path: Path, db_path: Path
+    tmp_path: Path, db_path: Path, manifest: Manifest
 ) -> None:
     ids = [f"id-{n:03d}" for n in range(40)]
-    manifest = tmp_path / "ids.txt"
-    manifest.write_text("\n".join([*ids, *ids[:5], "bad id"]) + "\n")
+    ids_file = manifest([*ids, *ids[:5], "bad id"])
     with connection.open_database(db_path) as con:
         con.execute(
             "INSERT INTO creation_status (creation_id, status, first_seen_at, checks) "
             "SELECT 'id-0' || lpad(n::VARCHAR, 2, '0'), 'failed', now(), 1 FROM range(10) t(n)"
         )
-    result = plan(db_path, str(manifest), tmp_path)
+    result = plan(db_path, str(ids_file), tmp_path)
     assert (result.ids_in_manifest, result.ids_rejected, result.ids_skipped) == (40, 1, 10)
     todo = [row["creation_id"] for row in pq.read_table(result.todo_path).to_pylist()]
     assert todo == ids[10:]  # manifest order
