@@ -16,7 +16,7 @@ os.environ.pop("HAIPER_API_KEY", None)
 import pytest  # noqa: E402
 
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer  # noqa: E402
-from tests.support.manifest import Manifest  # noqa: E402
+from tests.support.manifest import Manifest, write_manifest  # noqa: E402
 
 SIM_KEY = "sim-test-key"
 
@@ -58,10 +58,6 @@ def manifest(tmp_path: Path) -> Manifest:
     """
 
     def write(ids_or_text: Iterable[str] | str, name: str = "ids.txt") -> Path:
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = ids_or_text if isinstance(ids_or_text, str) else "\n".join(ids_or_text) + "\n"
-        path.write_text(text)
-        return path
+        return write_manifest(tmp_path, ids_or_text, name)
 
     return write

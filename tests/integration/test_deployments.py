@@ -1,4 +1,5 @@
-"""prefect.yaml, the served deployments, and a deploy → worker → run cycle on a real server."""
+"""prefect.yaml, the served deployments, and on one real server (a module fixture): deploy, a
+worker, an adhoc run, its progress line, a nightly run, an alert."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,11 +30,11 @@ from flows.sync import sync_creations
 from haiper_sync.settings import SECRET_BLOCK
 from haiper_sync.simulator import creation_status, generate_ids
 from tests.support.canned import CannedServer
-from tests.support.manifest import Manifest
+from tests.support.manifest import write_manifest
 from tests.support.wire import Reply
 
 BIN = Path(sys.executable).parent
-PULL_STEP = {"deployments.steps.enter_home": {}}
+PULL_STEP: dict[str, dict[str, Any]] = {"deployments.steps.enter_home": {}}
 # What each deployment may say; Prefect's loader drops anything else without a word.
 DEPLOYMENT_KEYS = {
     "name", "version", "version_type", "tags", "description", "schedule", "schedules", "paused",
@@ -202,15 +204,6 @@ class Processes:
             log.close()
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
 def _wait_for(what: str, check: Any, timeout: float, logs: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -228,21 +221,44 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.mark.integration
-def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
-    tmp_path: Path, processes: Processes, manifest: Manifest
-) -> None:
-    from prefect.client.orchestration import SyncPrefectClient
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-        DeploymentFilter,
-        DeploymentFilterId,
-        LogFilter,
-        LogFilterFlowRunId,
-    )
+@dataclass
+class Deployed:
+    """A real Prefect server with both deployments deployed and a worker polling their pool."""
 
+    home: Path  # where the processes run and log, and the runs' files land
+    env: dict[str, str]  # the CLI's environment: the server's URL, no HAIPER_* at all
+    api_url: str
+    key: str  # the simulator's key, known to the worker only
+    processes: Processes
+    ids: list[str]
+    manifest: Path
+    started: float
+
+    def run(self, deployment: str, manifest: Path, db: Path) -> str:
+        """Start a run of ``deployment`` the way a user does (``prefect deployment run``)."""
+        done = subprocess.run(
+            [
+                *(str(BIN / "prefect"), "deployment", "run", f"sync-creations/{deployment}"),
+                *("--param", f"manifest={manifest}", "--param", f"db_path={db}"),
+            ],
+            env=self.env, cwd=self.home, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """``prefect server start``, the bootstrap (twice), a worker, ``prefect deploy --all``."""
+    tmp_path = tmp_path_factory.mktemp("deployed")
+    processes = Processes(tmp_path)
+    try:
+        yield _deploy(tmp_path, processes)
+    finally:
+        processes.stop_all()
+
+
+def _deploy(tmp_path: Path, processes: Processes) -> Deployed:
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     key = f"sim-deploy-{uuid.uuid4().hex}"
@@ -302,26 +318,28 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
         timeout=120,
     )
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
-
     ids = generate_ids(30, seed=21)
-    ids_file = manifest(ids)
-    db = tmp_path / "deployed.duckdb"
-    run = subprocess.run(
-        [
-            *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
-            *("--param", f"manifest={ids_file}", "--param", f"db_path={db}"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return Deployed(
+        tmp_path, env, api_url, key, processes, ids, write_manifest(tmp_path, ids), started
     )
-    assert run.returncode == 0, run.stdout + run.stderr
 
-    with SyncPrefectClient(api_url) as client:
+
+@dataclass
+class AdhocRun:
+    flow_run: Any  # prefect.client.schemas.objects.FlowRun, final
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def adhoc_run(deployed: Deployed) -> AdhocRun:
+    """One run of the adhoc deployment, started with the CLI and waited for until final."""
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    db = deployed.home / "deployed.duckdb"
+    deployed.run("adhoc-sync", deployed.manifest, db)
+    with SyncPrefectClient(deployed.api_url) as client:
         adhoc = client.read_deployment_by_name("sync-creations/adhoc-sync")
-        nightly = client.read_deployment_by_name("sync-creations/nightly-sync")
         (flow_run,) = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[adhoc.id]))
         )
@@ -330,35 +348,60 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
             current = client.read_flow_run(flow_run.id)
             return current if current.state and current.state.is_final() else None
 
-        logs = processes.tail("worker", 80)
+        logs = deployed.processes.tail("worker", 80)
         flow_run = _wait_for("the flow run", finished, 180, logs)
-        assert flow_run.state is not None and flow_run.state.is_completed(), (
-            f"{flow_run.state}\n{processes.tail('worker', 80)}"
-        )
-        # Its log, as the UI shows it: the progress line, no per-task success lines.
-        run_logs = _wait_for(
-            "the run's progress line",
-            lambda: [
-                log
-                for log in client.read_logs(
-                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
-                )
-                if log.message.startswith("Progress: ")
-            ],
-            30,
-        )
-        assert run_logs[0].message.startswith(f"Progress: {len(ids)} of {len(ids)} IDs (100%)")
+    return AdhocRun(flow_run, db)
 
+
+@pytest.mark.integration
+def test_deploy_stores_the_pull_step_the_pool_and_the_schedules_never_the_key(
+    deployed: Deployed,
+) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(deployed.api_url) as client:
+        adhoc = client.read_deployment_by_name("sync-creations/adhoc-sync")
+        nightly = client.read_deployment_by_name("sync-creations/nightly-sync")
+        pool = client.read_work_pool(WORK_POOL)
+    assert pool.type == "process"
+    for deployment in (adhoc, nightly):
+        assert deployment.work_pool_name == WORK_POOL
+        assert deployment.pull_steps == [PULL_STEP], "the deploying machine's path was baked in"
+        assert deployment.global_concurrency_limit is not None
+        assert deployment.global_concurrency_limit.limit == 1
+        stored = json.dumps([deployment.parameters, deployment.job_variables])
+        assert deployed.key not in stored
+    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in nightly.schedules] == [  # type: ignore[union-attr]
+        ("0 2 * * *", "UTC", True)
+    ]
+    assert adhoc.schedules == []
+
+
+@pytest.mark.integration
+def test_an_adhoc_run_completes_on_the_worker_and_writes_the_file(
+    deployed: Deployed, adhoc_run: AdhocRun
+) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    flow_run, ids = adhoc_run.flow_run, deployed.ids
+    assert flow_run.state is not None and flow_run.state.is_completed(), (
+        f"{flow_run.state}\n{deployed.processes.tail('worker', 80)}"
+    )
+    with SyncPrefectClient(deployed.api_url) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=[SUMMARY_KEY]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
             )
         )
-        pool = client.read_work_pool(WORK_POOL)
 
     succeeded = sum(creation_status(i)["status"] == "succeed" for i in ids)
-    con = duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect(str(adhoc_run.db), read_only=True)
     try:
         (creations,) = con.execute("SELECT count(*) FROM creations").fetchone() or (None,)
         (statuses,) = con.execute("SELECT count(*) FROM creation_status").fetchone() or (None,)
@@ -372,61 +415,70 @@ def test_deploy_then_a_worker_runs_adhoc_sync_on_a_real_server(
     assert f"| creations inserted | {succeeded} |" in summary
     assert "| state | completed |" in summary
 
-    assert pool.type == "process"
-    for deployment in (adhoc, nightly):
-        assert deployment.work_pool_name == WORK_POOL
-        assert deployment.pull_steps == [PULL_STEP], "the deploying machine's path was baked in"
-        assert deployment.global_concurrency_limit is not None
-        assert deployment.global_concurrency_limit.limit == 1
-        stored = json.dumps([deployment.parameters, deployment.job_variables])
-        assert key not in stored
-    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in nightly.schedules] == [  # type: ignore[union-attr]
-        ("0 2 * * *", "UTC", True)
-    ]
-    assert adhoc.schedules == []
-    assert key not in json.dumps(flow_run.parameters)
-    assert flow_run.parameters["manifest"] == str(ids_file)
-    print(f"deploy → worker → completed run: {time.monotonic() - started:.1f}s")
+    assert deployed.key not in json.dumps(flow_run.parameters)
+    assert flow_run.parameters["manifest"] == str(deployed.manifest)
+    print(f"deploy → worker → completed run: {time.monotonic() - deployed.started:.1f}s")
 
-    # The nightly deployment runs on the same worker too (started by hand here).
-    nightly_db = tmp_path / "nightly.duckdb"
-    started_nightly = subprocess.run(
-        [
-            *(str(BIN / "prefect"), "deployment", "run", "sync-creations/nightly-sync"),
-            *("--param", f"manifest={ids_file}", "--param", f"db_path={nightly_db}"),
-        ],
-        env=env, cwd=tmp_path, check=True, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+
+@pytest.mark.integration
+def test_the_runs_progress_line_reads_through_the_api(
+    deployed: Deployed, adhoc_run: AdhocRun
+) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    ids, flow_run = deployed.ids, adhoc_run.flow_run
+    with SyncPrefectClient(deployed.api_url) as client:
+        # Its log, as the UI shows it: the progress line, no per-task success lines.
+        run_logs = _wait_for(
+            "the run's progress line",
+            lambda: [
+                log
+                for log in client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id]))
+                )
+                if log.message.startswith("Progress: ")
+            ],
+            30,
+        )
+    assert run_logs[0].message.startswith(f"Progress: {len(ids)} of {len(ids)} IDs (100%)")
+
+
+@pytest.mark.integration
+def test_the_nightly_deployment_runs_on_the_same_worker(deployed: Deployed) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    # Started by hand here.
+    started = deployed.run("nightly-sync", deployed.manifest, deployed.home / "nightly.duckdb")
     # Its schedule has made runs for the nights ahead too: this one is the run just started.
-    nightly_id = uuid.UUID(started_nightly.stdout.split("UUID:")[1].split()[0])
-    with SyncPrefectClient(api_url) as client:
+    nightly_id = uuid.UUID(started.split("UUID:")[1].split()[0])
+    with SyncPrefectClient(deployed.api_url) as client:
         nightly_run = client.read_flow_run(nightly_id)
         nightly_run = _wait_for(
             "the nightly run",
             lambda: (r := client.read_flow_run(nightly_run.id)).state.is_final() and r,  # type: ignore[union-attr]
             180,
-            processes.tail("worker", 80),
+            deployed.processes.tail("worker", 80),
         )
         assert nightly_run.state is not None and nightly_run.state.is_completed()
 
-    # The alert: a run with too many errored IDs ends Failed, and the automation that
-    # deployments.alerts creates notifies a webhook (a local one here).
+
+@pytest.mark.integration
+def test_a_run_with_too_many_errors_alerts_the_webhook(deployed: Deployed) -> None:
+    # A run with too many errored IDs ends Failed, and the automation that deployments.alerts
+    # creates notifies a webhook (a local one here).
+    home = deployed.home
     with CannedServer(lambda request: Reply(status=204)) as hook:
         subprocess.run(
             [sys.executable, "-m", "deployments.alerts", "--webhook", f"{hook.url}/alert",
              "--allow-private-urls"],
-            env=env, cwd=tmp_path, check=True, timeout=60,
+            env=deployed.env, cwd=home, check=True, timeout=60,
         )  # fmt: skip
-        bad = tmp_path / "bad.txt"
-        bad.write_text("\n".join(f"nf-{n}" for n in range(5)) + "\n")
-        subprocess.run(
-            [
-                *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
-                *("--param", f"manifest={bad}", "--param", f"db_path={tmp_path / 'bad.duckdb'}"),
-            ],
-            env=env, cwd=tmp_path, check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        posts = _wait_for("the alert", lambda: hook.requests, 120, processes.tail("server"))
+        bad = write_manifest(home, (f"nf-{n}" for n in range(5)), name="bad.txt")
+        deployed.run("adhoc-sync", bad, home / "bad.duckdb")
+        posts = _wait_for(
+            "the alert", lambda: hook.requests, 120, deployed.processes.tail("server")
+        )
     alert = json.loads(posts[0].body)
     assert posts[0].path == "/alert" and "bad.duckdb" in alert["subject"]
     assert "5 of 5 IDs errored" in alert["body"] and "max_error_ratio" in alert["body"]

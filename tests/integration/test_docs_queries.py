@@ -11,6 +11,7 @@ import pytest
 
 from haiper_sync.analyst import queries
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
+from tests.support.manifest import write_manifest
 from tests.support.paths import DOCS
 
 pytestmark = pytest.mark.integration
@@ -51,8 +52,7 @@ def synced_db(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) ->
     from flows import sync_creations
 
     folder = tmp_path_factory.mktemp("docs-queries")
-    manifest = folder / "manifest.txt"
-    manifest.write_text("\n".join(generate_ids(200) + PLANTED) + "\n")
+    manifest = write_manifest(folder, generate_ids(200) + PLANTED, name="manifest.txt")
     db = folder / "demo.duckdb"
     with (
         pytest.MonkeyPatch.context() as env,
