@@ -43,7 +43,9 @@ def test_a_run_with_too_many_errors_fails_and_says_so(
     good = generate_ids(10, seed=102)
     ids_file = manifest([*good, *(f"nf-{n}" for n in range(4))])
     db = tmp_path / "alerts.duckdb"
-    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run: dict[str, Any] = dict(
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+    )
 
     state = sync_creations(max_error_ratio=0.2, return_state=True, **run)  # 4 of 14: 29%
     assert state.is_failed()

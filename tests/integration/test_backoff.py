@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from haiper_sync.summary import RunSummary
 from tests.support.expected import Expected
 from tests.support.manifest import Manifest
 
@@ -28,9 +30,11 @@ def test_unchanged_ids_back_off_and_repeated_404s_are_given_up(
     unfinished = set(Expected(ids).unfinished)
     ids_file = manifest([*ids, "nf-gone-1"])
     db = tmp_path / "b.duckdb"
-    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run: dict[str, Any] = dict(
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+    )
 
-    def spent(**extra: object) -> tuple[int, object]:
+    def spent(**extra: Any) -> tuple[int, RunSummary]:
         sim.stats.reset()
         summary = sync_creations(**run, **extra)
         return sim.stats.snapshot()["total"], summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -34,7 +35,9 @@ def test_a_budgeted_run_spends_exactly_its_budget_and_the_next_run_finishes_the_
     sim: SimulatorServer, tmp_path: Path, manifest: Manifest
 ) -> None:
     ids_file = manifest(generate_ids(120, seed=81))
-    common = dict(manifest=str(ids_file), api_url=sim.url, rate_limit=100_000, chunk_size=30)
+    common: dict[str, Any] = dict(
+        manifest=str(ids_file), api_url=sim.url, rate_limit=100_000, chunk_size=30
+    )
 
     full = sync_creations(db_path=str(tmp_path / "full.duckdb"), **common)
     unbudgeted = sim.stats.snapshot()["total"]

@@ -94,7 +94,7 @@ def test_a_dead_api_fails_the_run_loudly_and_keeps_what_was_synced(
     assert "connection refused" in ours[0]
     with duckdb.connect(str(db_path), read_only=True) as con:
         after = table_counts(con)
-        state, message = con.execute(
+        state, message = con.execute(  # type: ignore[misc]
             "SELECT state, message FROM sync_runs ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
     assert after == before | {"sync_runs": 2}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -42,7 +43,9 @@ def test_dask_local_cluster_gives_the_same_database(
 
     ids = [*generate_ids(120, seed=21), "nf-dask-1"]
     ids_file = manifest(ids)
-    params = dict(manifest=str(ids_file), api_url=sim.url, chunk_size=25, rate_limit=100_000)
+    params: dict[str, Any] = dict(
+        manifest=str(ids_file), api_url=sim.url, chunk_size=25, rate_limit=100_000
+    )
 
     sync_creations(db_path=str(tmp_path / "threads.duckdb"), **params)
     threads_requests = sim.stats.snapshot()["total"]
@@ -55,7 +58,7 @@ def test_dask_local_cluster_gives_the_same_database(
             "dashboard_address": None,
         }
     )
-    summary = sync_creations.with_options(task_runner=runner)(
+    summary = sync_creations.with_options(task_runner=runner)(  # type: ignore[arg-type]
         db_path=str(tmp_path / "dask.duckdb"), **params
     )
 

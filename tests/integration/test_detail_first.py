@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -40,7 +41,7 @@ def test_detail_first_spends_exactly_what_it_should_and_learns_the_same(
     ids_file = manifest([*ids, "nf-never-1"])
     config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), unfinished_detail=unfinished_detail)
     with SimulatorServer(config) as sim:
-        common = dict(manifest=str(ids_file), api_url=sim.url, rate_limit=100_000)
+        common: dict[str, Any] = dict(manifest=str(ids_file), api_url=sim.url, rate_limit=100_000)
         status_first = sync_creations(db_path=str(tmp_path / "status.duckdb"), **common)
         spent_status_first = sim.stats.snapshot()["total"]
         sim.stats.reset()
@@ -69,7 +70,9 @@ def test_detail_first_asks_the_status_of_ids_seen_before(
     ids_file = manifest(ids)
     db = tmp_path / "h.duckdb"
     with SimulatorServer(SimulatorConfig(api_keys=frozenset({SIM_KEY}))) as sim:
-        common = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+        common: dict[str, Any] = dict(
+            manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+        )
         sync_creations(**common)
         unfinished = Expected(ids).unfinished
         sim.stats.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -28,7 +29,9 @@ def test_stale_details_are_fetched_again_and_changed_likes_kept(
     succeeded = Expected(ids).succeeded
     ids_file = manifest(ids)
     db = tmp_path / "e.duckdb"
-    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run: dict[str, Any] = dict(
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+    )
     sync_creations(**run)
     first = {i: (likes, collects) for i, likes, collects in
              sql(db, "SELECT creation_id, like_count, collects_count FROM creations")}  # fmt: skip
@@ -66,7 +69,9 @@ def test_a_budget_reaches_the_stalest_first(
     }
     ids_file = manifest(i for i in ids if i in finished)
     db = tmp_path / "s.duckdb"
-    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run: dict[str, Any] = dict(
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+    )
     sync_creations(**run)
     succeeded = Expected(ids).succeeded
     # Stale in a known order: the last of the manifest is the stalest.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -20,7 +21,9 @@ def test_history_rows_follow_the_changes_and_timings_add_up(
     ids = generate_ids(80, seed=93)
     ids_file = manifest(ids)
     db = tmp_path / "h.duckdb"
-    run = dict(manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000)
+    run: dict[str, Any] = dict(
+        manifest=str(ids_file), db_path=str(db), api_url=sim.url, rate_limit=100_000
+    )
 
     def seen(epoch: int) -> dict[str, tuple[str, float | None]]:
         return {

@@ -6,6 +6,7 @@ The quota window is shrunk from 60 s to 2 s on both sides so several windows pas
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -21,13 +22,13 @@ QUOTA, WINDOW = 40, 2.0
 
 
 @pytest.fixture
-def limited_sim(monkeypatch: pytest.MonkeyPatch) -> SimulatorServer:
+def limited_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorServer]:
     monkeypatch.setenv("HAIPER_RATE_WINDOW", str(WINDOW))
     config = SimulatorConfig(
         api_keys=frozenset({SIM_KEY}), rate_limit_per_minute=QUOTA, rate_window_seconds=WINDOW
     )
     with SimulatorServer(config) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.mark.integration

@@ -11,6 +11,7 @@ import pytest
 
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorServer, generate_ids
+from haiper_sync.summary import RunSummary
 from tests.support.expected import Expected, table_counts
 from tests.support.manifest import Manifest
 
@@ -25,7 +26,7 @@ def manifest_lines(ids: list[str], extra: list[str] = ()) -> list[str]:  # type:
     return ["creation_id", "# a comment", *ids, "", *ids[:5], *extra]
 
 
-def sync(sim: SimulatorServer, manifest: Path, db: Path, **kw: Any) -> dict[str, Any]:
+def sync(sim: SimulatorServer, manifest: Path, db: Path, **kw: Any) -> RunSummary:
     return sync_creations(  # type: ignore[no-any-return]
         manifest=str(manifest),
         db_path=str(db),
@@ -194,7 +195,7 @@ def test_wrong_key_fails_fast_and_keeps_what_was_synced(
     assert sim.stats.snapshot()["by_status"] == {"401": sim.stats.snapshot()["total"]}
     con = duckdb.connect(str(db_path), read_only=True)
     assert table_counts(con) == before | {"sync_runs": 2}
-    state_row, message = con.execute(
+    state_row, message = con.execute(  # type: ignore[misc]
         "SELECT state, message FROM sync_runs ORDER BY started_at DESC LIMIT 1"
     ).fetchone()
     con.close()

@@ -34,7 +34,7 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, list[str]]) -> li
         if key.endswith(".invalid") or key == "invalid":
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         if key not in names:
-            return real(host, port, family, type, proto, flags)
+            return real(host, port, family, type, proto, flags)  # type: ignore[return-value]
         lookups.append(key)
         port_num = _port_number(port, type)
         kinds = [socket.SocketKind(type)] if type else [socket.SOCK_STREAM]

@@ -42,7 +42,7 @@ class PrivateCA:
                 "not_before": now - dt.timedelta(days=30),
                 "not_after": now - dt.timedelta(days=1),
             }
-        leaf = self.ca.issue_cert(*names, **validity)
+        leaf = self.ca.issue_cert(*names, **validity)  # type: ignore[arg-type]
         n = next(self._serial)
         files = TlsFiles(self._dir / f"leaf{n}.pem", self._dir / f"leaf{n}.key", self.ca_pem)
         files.cert_pem.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))

@@ -4,6 +4,7 @@ import asyncio
 import json
 import pickle
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +27,10 @@ TOKEN = "tok-SENTINEL-123"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def client_for(handler: Handler, **kw: object) -> HaiperClient:
+def client_for(handler: Handler, **kw: Any) -> HaiperClient:
     return HaiperClient(
         "https://api.example", SecretStr(TOKEN), transport=httpx.MockTransport(handler), **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(coro: object) -> object:

@@ -64,7 +64,7 @@ def test_storage_failures_are_one_line(error: BaseException, kind: type, line: s
     failure = storage_failure(error)
     assert type(failure) is kind and str(failure) == line
     copy = pickle.loads(pickle.dumps(failure))
-    assert type(copy) is kind and (copy.path, copy.reason) == (failure.path, failure.reason)
+    assert type(copy) is kind and (copy.path, copy.reason) == (failure.path, failure.reason)  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
