@@ -21,6 +21,16 @@ from tests.support.manifest import Manifest, write_manifest  # noqa: E402
 SIM_KEY = "sim-test-key"
 
 
+@pytest.fixture(autouse=True)
+def _in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty directory, never in the checkout.
+
+    What the working directory holds must not change a result: after `make demo` the checkout
+    holds haiper-demo.duckdb, which the CLI rightly points at when a database is missing.
+    """
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One Prefect test server for the whole session (its first start runs migrations)."""
