@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="haiper-test-prefect-")
@@ -16,8 +16,19 @@ os.environ.pop("HAIPER_API_KEY", None)
 import pytest  # noqa: E402
 
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer  # noqa: E402
+from tests.support.manifest import Manifest, write_manifest  # noqa: E402
 
 SIM_KEY = "sim-test-key"
+
+
+@pytest.fixture(autouse=True)
+def _in_a_temporary_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own empty directory, never in the checkout.
+
+    What the working directory holds must not change a result: after `make demo` the checkout
+    holds haiper-demo.duckdb, which the CLI rightly points at when a database is missing.
+    """
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +58,16 @@ def api_key_env(monkeypatch: pytest.MonkeyPatch) -> str:
 def db_path(tmp_path: Path) -> Path:
     """A path for a fresh DuckDB file."""
     return tmp_path / "haiper.duckdb"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    """Write a manifest: IDs one a line (each ending in a newline), or text as given.
+
+    ``name`` may hold folders below ``tmp_path`` (made as needed).
+    """
+
+    def write(ids_or_text: Iterable[str] | str, name: str = "ids.txt") -> Path:
+        return write_manifest(tmp_path, ids_or_text, name)
+
+    return write

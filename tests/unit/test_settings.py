@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,7 @@ from haiper_sync.api.engine import ApiConfig
 from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import ConfigError
 from haiper_sync.settings import DEFAULTS, Settings, bounds, load_settings, settings_table
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
 
 
 def test_the_readme_table_is_the_model() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_the_flow_means_not_given_by_0_and_empty() -> None:
     ],
 )
 def test_a_mistake_names_where_it_came_from(
-    given: dict[str, object], settings: dict[str, object], expected: str
+    given: dict[str, object], settings: dict[str, Any], expected: str
 ) -> None:
     # model_construct: a bad value in the environment, as load_settings would refuse it too.
     with pytest.raises(ConfigError) as caught:
