@@ -5,10 +5,9 @@ from __future__ import annotations
 import glob
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from prefect import flow, runtime
-from prefect.client.schemas.objects import State
 from pydantic import Field
 
 from flows.engine import build_task_runner
@@ -56,7 +55,7 @@ def sync_creations(
     max_error_ratio: Annotated[float, Field(ge=0, le=1)] = DEFAULTS.max_error_ratio,
     archive_media: str = "",
     media_concurrency: Annotated[int, Field(ge=0, le=MOST["media_concurrency"])] = 0,
-) -> RunSummary | State[Any]:
+) -> RunSummary:
     """Mirror the creations listed in a manifest into a DuckDB file.
 
     Args:
@@ -120,4 +119,6 @@ def sync_creations(
             if options.archive_media:
                 run.archived(archive_creations_media(options, engine, run.run_id))
         run.finish()
-    return run.outcome
+    # A Failed or Cancelled state returned is the run's final state: a caller then gets its
+    # exception (or the state, with return_state=True), never the state as a result.
+    return run.outcome  # type: ignore[return-value]

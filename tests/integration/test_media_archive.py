@@ -14,7 +14,6 @@ from haiper_sync.media import ArchiveProgress, archive_media, detail_refresher
 from haiper_sync.settings import Settings
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer
 from haiper_sync.store.connection import open_database
-from tests.fakes import FakeClock
 from tests.integration.media_helpers import (
     KEY,
     expected_files,
@@ -24,6 +23,7 @@ from tests.integration.media_helpers import (
     succeeded_ids,
     table_text,
 )
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 IDS = succeeded_ids(6)

@@ -7,8 +7,8 @@ import pytest
 
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer
 from haiper_sync.simulator.data import media_bytes, media_size
-from tests.fakes import FakeClock
 from tests.integration.media_helpers import KEY, seed_database, served_path, succeeded_ids
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 

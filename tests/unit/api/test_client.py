@@ -3,7 +3,7 @@
 import asyncio
 import json
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -24,7 +24,10 @@ from haiper_sync.errors import (
 from haiper_sync.sync.fetch import check_statuses, fetch_details
 
 TOKEN = "tok-SENTINEL-123"
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = (
+    Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
+)
 
 
 def client_for(handler: Handler, **kw: Any) -> HaiperClient:

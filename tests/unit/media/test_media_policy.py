@@ -10,7 +10,7 @@ from haiper_sync.api.retry import Action, RetryPolicy
 from haiper_sync.errors import ArchiveUnavailable, DiskFull, LinkExpired, MediaError
 from haiper_sync.media.destination import store_failure
 from haiper_sync.media.policy import Bandwidth, decide_download, next_hop, status_error
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=10.0, jitter=0.0)
 
