@@ -484,6 +484,82 @@ def test_a_run_with_too_many_errors_alerts_the_webhook(deployed: Deployed) -> No
     assert "5 of 5 IDs errored" in alert["body"] and "max_error_ratio" in alert["body"]
 
 
+@pytest.mark.integration
+def test_a_cancel_from_prefect_is_recorded_cancelled_and_the_next_run_completes(
+    deployed: Deployed,
+) -> None:
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    from haiper_sync.simulator import SimulatorConfig, SimulatorServer
+
+    home = deployed.home
+    ids = generate_ids(2_000, seed=24)
+    manifest = write_manifest(home, ids, name="cancel.txt")
+    db = home / "cancel.duckdb"
+    # Slow enough that the run is still fetching when the cancel comes.
+    config = SimulatorConfig(api_keys=frozenset({deployed.key}), latency_ms=300)
+    with SimulatorServer(config) as slow, SyncPrefectClient(deployed.api_url) as client:
+
+        def start() -> uuid.UUID:
+            done = subprocess.run(
+                [
+                    *(str(BIN / "prefect"), "deployment", "run", "sync-creations/adhoc-sync"),
+                    *("--param", f"manifest={manifest}", "--param", f"db_path={db}"),
+                    *("--param", f"api_url={slow.url}", "--param", "chunk_size=50"),
+                ],
+                env=deployed.env, cwd=home, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            return uuid.UUID(done.stdout.split("UUID:")[1].split()[0])
+
+        def final(flow_run_id: uuid.UUID) -> Any:
+            current = client.read_flow_run(flow_run_id)
+            return current if current.state and current.state.is_final() else None
+
+        first = start()
+        _wait_for(
+            "the first chunk written",
+            lambda: any(
+                log.message.startswith("Progress: ")
+                for log in client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[first]))
+                )
+            ),
+            120,
+            deployed.processes.tail("worker", 80),
+        )
+        asked = time.monotonic()
+        subprocess.run(
+            [str(BIN / "prefect"), "flow-run", "cancel", str(first)],
+            env=deployed.env, cwd=home, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        cancelled = _wait_for("the cancel", lambda: final(first), 60)
+        took = time.monotonic() - asked
+        assert cancelled.state.is_cancelled(), deployed.processes.tail("worker", 80)
+
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            state, message = con.execute("SELECT state, message FROM sync_runs").fetchone() or (
+                "",
+                "",
+            )
+        finally:
+            con.close()
+        assert state == "cancelled", message
+        assert message.startswith("cancelled from Prefect: ") and "IDs written" in message
+
+        second = start()
+        again = _wait_for("the next run", lambda: final(second), 180)
+        assert again.state.is_completed(), deployed.processes.tail("worker", 80)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM creation_status").fetchall() == [(len(ids),)]
+    finally:
+        con.close()
+    print(f"cancel → Cancelled in {took:.1f}s")
+
+
 def test_the_pull_step_starts_runs_in_the_home_the_worker_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
