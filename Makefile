@@ -33,7 +33,7 @@ simulate: install
 	$(HS) simulate --port 8765
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache haiper-demo.duckdb* haiper-demo-manifest.txt
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache haiper-demo.duckdb* haiper-demo-manifest.txt haiper-demo-media
 
 # The Prefect server these targets talk to; override with `make deploy PREFECT_API_URL=...` or
 # an exported PREFECT_API_URL. Guide: docs/deployments.md.
@@ -67,7 +67,10 @@ chaos: install
 	$(BIN)/python -m pytest -m chaos
 
 # Several minutes: 10,000 IDs at 50 ms latency, a rerun, a 1,000,000-ID manifest, a rate-limited
-# run; then the requests each strategy, night and budget spends (bench/requests.py).
+# run; then the requests each strategy, night and budget spends (bench/requests.py); then the
+# media archive (bench/media.py: 2,000 x 256 KB + 20 x 50 MB and one 300 MB file, to a directory
+# and to moto's S3, obstore vs fsspec vs aiohttp; about 3 GB through loopback, some minutes).
 bench: install
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/requests.py
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/media.py

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,7 +214,7 @@ def main() -> None:
             ("mixed", _links(base, args.small, args.large, SMALL, LARGE)),
             ("single", _links(base, 0, 1, 0, args.single_mb * 1024 * 1024)),
         ]
-        rows = []
+        measured: list[tuple[str, str, str, dict[str, float]]] = []
         for label, links in jobs:
             links_file = work / f"{label}.json"
             links_file.write_text(json.dumps(links))
@@ -232,26 +233,42 @@ def main() -> None:
                     cwd=ROOT, env=env, capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 m = json.loads(out.stdout.strip().splitlines()[-1])
-                gb = m["bytes"] / 1e9
-                rows.append(
-                    f"| {label} | {dest} | {candidate} | {m['bytes'] / 1e6:,.0f} | "
-                    f"{m['bytes'] / 1e6 / m['wall']:,.0f} | {m['cpu'] / gb:,.1f} | "
-                    f"{m['peak']:,.0f} | {m['peak'] - m['base']:,.0f} |"
-                )
-                print(rows[-1], file=sys.stderr, flush=True)
+                measured.append((label, dest, candidate, m))
+                print(label, dest, candidate, m, file=sys.stderr, flush=True)
                 if dest == "s3":  # moto keeps objects in memory
                     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                         for obj in page.get("Contents", []):
                             s3.delete_object(Bucket=bucket, Key=obj["Key"])
+                else:  # the full run writes gigabytes
+                    shutil.rmtree(target, ignore_errors=True)
     finally:
         sim.terminate()
         sim.wait(10)
         moto.stop()
     print(f"\n{args.small} x 256 KB + {args.large} x 50 MB ('mixed'); one {args.single_mb} MB "
           f"file ('single'); {CONCURRENCY} downloads at once.\n")  # fmt: skip
-    print("| job | to | library | MB | MB/s | CPU s/GB | peak RSS MB | RSS over start MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    print(_table(measured))
+
+
+def _table(measured: list[tuple[str, str, str, dict[str, float]]]) -> str:
+    """The markdown table; "x reference" is the wall time over the aiohttp reference's (the
+    same job to a local directory)."""
+    reference = {(label, dest): m["wall"] for label, dest, c, m in measured if c == "aiohttp"}
+    lines = [
+        "| job | to | library | MB | wall s | x reference | MB/s | CPU s/GB | peak RSS MB "
+        "| RSS over start MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, dest, candidate, m in measured:
+        gb = m["bytes"] / 1e9
+        ref = reference.get((label, dest))
+        ratio = f"{m['wall'] / ref:.2f}" if ref else "-"
+        lines.append(
+            f"| {label} | {dest} | {candidate} | {m['bytes'] / 1e6:,.0f} | {m['wall']:,.1f} | "
+            f"{ratio} | {m['bytes'] / 1e6 / m['wall']:,.0f} | {m['cpu'] / gb:,.1f} | "
+            f"{m['peak']:,.0f} | {m['peak'] - m['base']:,.0f} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,7 @@ class RunSummary(RunCounts):
                 ("media MB archived", f"{m.bytes_archived / 1e6:,.1f}"),
                 ("media files failed", m.files_failed),
                 ("media files not archived yet", m.files_not_archived),
+                ("media links refreshed", m.links_refreshed),
             ]
         return [(name, str(value)) for name, value in rows]
 

@@ -60,6 +60,18 @@ class PendingId:
 
 
 @dataclass(frozen=True)
+class MediaStatus:
+    """The media archive's state: what ``creation_media`` kept, what ``media_not_archived``
+    still lists (of which ``failed`` failed their last attempt)."""
+
+    files_archived: int
+    bytes_archived: int
+    not_archived: int
+    failed: int
+    last_archived_at: datetime | None
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """What is in a database file, for people."""
 
@@ -74,6 +86,7 @@ class StatusReport:
     pending: int
     oldest_pending: PendingId | None
     now: datetime
+    media: MediaStatus | None = None  # None: the file predates the media archive (schema < 7)
 
 
 # What `haiper-sync demo` (and `make demo`) writes.
@@ -194,6 +207,31 @@ def status_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     return [(str(s), int(n)) for s, n in rows]
 
 
+# The schema version that added creation_media and media_not_archived.
+MEDIA_SCHEMA = 7
+
+
+def media_status(con: duckdb.DuckDBPyConnection) -> MediaStatus | None:
+    """The media archive's counts; None for a file older than the archive."""
+    if schema_version(con) < MEDIA_SCHEMA:
+        return None
+    archived = con.execute(
+        """
+        SELECT count(*), coalesce(sum(bytes), 0), max(archived_at) FROM creation_media
+        WHERE bytes IS NOT NULL AND sha256 IS NOT NULL
+        """
+    ).fetchone()
+    left = con.execute("SELECT count(*), count(last_error) FROM media_not_archived").fetchone()
+    assert archived is not None and left is not None
+    return MediaStatus(
+        files_archived=int(archived[0]),
+        bytes_archived=int(archived[1]),
+        not_archived=int(left[0]),
+        failed=int(left[1]),
+        last_archived_at=archived[2],
+    )
+
+
 def build_status(
     con: duckdb.DuckDBPyConnection, path: str | Path, now: datetime | None = None
 ) -> StatusReport:
@@ -226,11 +264,26 @@ def build_status(
         if oldest
         else None,
         now=now or datetime.now(UTC),
+        media=media_status(con),
     )
 
 
 def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def media_lines(media: MediaStatus) -> list[str]:
+    """The status report's media lines."""
+    lines = [
+        f"media      {media.files_archived:,} files archived "
+        f"({media.bytes_archived / 1e6:,.1f} MB, creation_media), "
+        f"{media.not_archived:,} not archived yet (media_not_archived)"
+    ]
+    if media.failed:
+        lines.append(f"  failed   {media.failed:,} of those failed their last attempt (last_error)")
+    if media.last_archived_at is not None:
+        lines.append(f"  last     file archived {_utc(media.last_archived_at)}")
+    return lines
 
 
 def format_status(report: StatusReport) -> str:
@@ -244,6 +297,8 @@ def format_status(report: StatusReport) -> str:
         f"IDs        {total} known (creation_status)",
     ]
     lines += [f"  {s.ljust(width)}  {n:>{digits}}" for s, n in report.ids_by_status]
+    if report.media is not None:
+        lines += media_lines(report.media)
     lines.append(f"runs       {report.runs} recorded, {report.errors} rows in sync_errors")
     run = report.last_run
     if run is None:

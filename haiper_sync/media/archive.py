@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ STAGE = "media"
 FLUSH_ROWS = 200
 FLUSH_SECONDS = 2.0
 PROGRESS_SECONDS = 0.25
+# One write at a time from the archive's threads (rows, refreshed details): DuckDB's Python
+# connections opened and closed at once on one file race on its Arrow scan (a CatalogException
+# "python_arrow_scan does not exist"), and the writes are short.
+WRITES = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -240,9 +245,12 @@ class _Archiver:
                 await asyncio.to_thread(self.write, rows, errors)
 
     def write(self, rows: list[MediaRow], errors: list[ErrorRecord]) -> None:
-        with open_database(
-            self.db_path, migrate_schema=False, timeout=self.settings.lock_timeout
-        ) as con:
+        with (
+            WRITES,
+            open_database(
+                self.db_path, migrate_schema=False, timeout=self.settings.lock_timeout
+            ) as con,
+        ):
             con.execute("BEGIN")
             try:
                 record_media(con, rows)

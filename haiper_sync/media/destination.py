@@ -8,6 +8,7 @@ fails midway aborts the upload. So a final key only ever holds a whole file.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def open_destination(target: str) -> Destination:
     """A directory path or ``file://``, ``s3://``, ``gs://``, ``az://`` URL as a `Destination`.
 
     Object stores read their credentials and endpoint from the environment (``AWS_*`` incl.
-    ``AWS_ENDPOINT_URL`` and ``AWS_ALLOW_HTTP``, ``GOOGLE_*``, ``AZURE_*``).
+    ``AWS_ENDPOINT_URL``, ``GOOGLE_*``, ``AZURE_*``); an ``http://`` ``AWS_ENDPOINT_URL`` is
+    spoken to over plain HTTP (unless ``AWS_ALLOW_HTTP=false``).
     """
     if not target:
         raise ConfigError("no media archive destination given (HAIPER_ARCHIVE_MEDIA)")
@@ -64,7 +66,7 @@ def open_destination(target: str) -> Destination:
             root = Path(urlsplit(target).path if scheme == "file" else target).resolve()
             return Destination(LocalStore(root, mkdir=True), str(root), root)
         if scheme in REMOTE_SCHEMES:
-            return Destination(from_url(target), target)
+            return Destination(from_url(target, **_client_options(scheme)), target)
     except (ValueError, OSError) as error:
         raise ConfigError(f"unusable media archive {target!r}: {_first_line(error)}") from None
     except Exception as error:  # obstore's own configuration errors
@@ -72,6 +74,20 @@ def open_destination(target: str) -> Destination:
     raise ConfigError(
         f"unsupported media archive {target!r}: give a directory, s3://, gs:// or az://"
     )
+
+
+def _client_options(scheme: str) -> dict[str, Any]:
+    """Plain HTTP for an S3 endpoint the environment names with ``http://`` (MinIO, moto, a
+    LAN gateway): asked for by whoever set it. obstore refuses it unless told, and its own
+    ``AWS_ALLOW_HTTP`` still wins when set."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT") or ""
+    if (
+        scheme in ("s3", "s3a")
+        and endpoint.lower().startswith("http://")
+        and "AWS_ALLOW_HTTP" not in os.environ
+    ):
+        return {"client_options": {"allow_http": True}}
+    return {}
 
 
 def _first_line(error: BaseException) -> str:

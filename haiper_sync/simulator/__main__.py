@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the creations' files: detail links point at this server's /media/ and "
         "expire (403) after this many seconds (default: links to a fake CDN, nothing served)",
     )
+    p.add_argument(
+        "--media-scale",
+        type=float,
+        default=1.0,
+        help="multiply every served file's size by this (default 1: covers a few KB, videos "
+        "up to 3 MB; `haiper-sync demo` uses 0.05)",
+    )
     p.add_argument("--ready-file", default=None, help="write the URL here once listening")
     return p
 
@@ -77,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         p_truncated=args.p_truncated,
         unfinished_detail=args.unfinished_detail,
         media_ttl=args.media_ttl,
+        media_scale=args.media_scale,
     )
 
 

@@ -270,7 +270,7 @@ class _Simulator:
         size = cfg.media_sizes.get(path) or cfg.media_sizes.get(creation_id)
         if size is None:
             asked = query.get("size", "")
-            size = int(asked) if asked.isdigit() else media_size(path)
+            size = int(asked) if asked.isdigit() else media_size(path, cfg.media_scale)
         wanted = _byte_range(headers.get("range"), size)
         if wanted is None:
             return 416, [(b"content-range", f"bytes */{size}".encode())], 0, 0, None

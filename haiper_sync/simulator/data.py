@@ -200,14 +200,17 @@ def media_signature(path: str, expires: int) -> str:
     return hmac.new(_MEDIA_SECRET, f"{path}:{expires}".encode(), "sha256").hexdigest()[:32]
 
 
-def media_size(path: str) -> int:
-    """The size of a served file, from its path: thumbnails and covers a few KB, media more."""
+def media_size(path: str, scale: float = 1.0) -> int:
+    """The size of a served file, from its path: thumbnails and covers a few KB, media more;
+    times ``scale`` (`SimulatorConfig.media_scale`), at least 1 byte."""
     u = _unit(path, "media_size")
     if path.endswith(("_thumb.jpg", "cover.jpg")):
-        return 4_096 + int(u * 60_000)
-    if path.endswith(".png"):
-        return 64_000 + int(u * 900_000)
-    return 256_000 + int(u * 2_800_000)
+        size = 4_096 + int(u * 60_000)
+    elif path.endswith(".png"):
+        size = 64_000 + int(u * 900_000)
+    else:
+        size = 256_000 + int(u * 2_800_000)
+    return size if scale == 1.0 else max(1, int(size * scale))
 
 
 def media_content_type(path: str) -> str:

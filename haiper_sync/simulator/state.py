@@ -50,6 +50,9 @@ class SimulatorConfig:
     media_sizes: dict[str, int] = field(default_factory=dict)
     # "<path under /media/>" or "<creation_id>" -> a kind of faults.MEDIA_FAULT_KINDS, "*N" ok.
     media_faults: dict[str, str] = field(default_factory=dict)
+    # Every file's default size (`data.media_size`) times this: the demo keeps its archive to a
+    # few tens of MB with 0.05 (media_sizes and a link's size= are taken as they are).
+    media_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # Fail at construction, not on the first matching request deep inside the server.
@@ -59,6 +62,8 @@ class SimulatorConfig:
             parse_media_fault(spec)
         if self.media_ttl is not None and self.media_ttl <= 0:
             raise ValueError("media_ttl must be > 0 or None")
+        if not 0 < self.media_scale <= 1000:
+            raise ValueError("media_scale must be within (0, 1000]")
         total = self.p_429 + self.p_500 + self.p_reset + self.p_truncated
         for name in ("p_429", "p_500", "p_reset", "p_slow", "p_truncated"):
             if not 0.0 <= getattr(self, name) <= 1.0:

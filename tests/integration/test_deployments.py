@@ -69,8 +69,9 @@ def test_prefect_yaml_has_only_keys_prefect_reads() -> None:
 
 def test_prefect_yaml_declares_the_two_deployments() -> None:
     deployments = _deployments()
-    assert set(deployments) == {"nightly-sync", "adhoc-sync"}
-    for deployment in deployments.values():
+    # adhoc-archive (the media archive's flow): tests/unit/media/test_archive_deployment.py
+    assert set(deployments) == {"nightly-sync", "adhoc-sync", "adhoc-archive"}
+    for deployment in (deployments["nightly-sync"], deployments["adhoc-sync"]):
         # A module of the installed package: it loads wherever a worker runs.
         assert deployment["entrypoint"] == "flows.sync.sync_creations"
         assert deployment["work_pool"]["name"] == WORK_POOL
@@ -109,7 +110,7 @@ def test_prefect_yaml_validates_with_prefects_own_model() -> None:
         pytest.skip("prefect.cli.deploy._models.PrefectYamlModel is gone")
     document = _document()
     model = PrefectYamlModel.model_validate(document)
-    assert [d.name for d in model.deployments] == ["nightly-sync", "adhoc-sync"]
+    assert [d.name for d in model.deployments] == ["nightly-sync", "adhoc-sync", "adhoc-archive"]
     for deployment, raw in zip(model.deployments, document["deployments"], strict=True):
         # Keeps the hand-written key list above honest: every key it allows is one Prefect reads.
         assert set(raw) <= DEPLOYMENT_KEYS <= set(type(deployment).model_fields)
@@ -152,7 +153,7 @@ def test_served_deployments_reuse_the_yaml_settings() -> None:
         served = build(spec)
         raw = deployments[spec.name]
         assert served.name == spec.name + SUFFIX
-        assert served.entrypoint == "flows.sync.sync_creations"
+        assert served.entrypoint == raw["entrypoint"]
         assert served.parameters == raw["parameters"]
         assert served.concurrency_limit == raw["concurrency_limit"]
         assert served.tags == raw["tags"]
