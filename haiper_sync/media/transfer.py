@@ -160,13 +160,20 @@ class Downloader:
 
             stream = body()
             try:
-                await obstore.put_async(
-                    self._destination.store,
-                    key,
-                    stream,
-                    chunk_size=PART_SIZE,
-                    max_concurrency=PARTS_IN_FLIGHT,
-                )
+                if declared is not None and declared <= PART_SIZE:
+                    # A file that fits one part is one put (one request on an object store,
+                    # not a multipart upload of three), held in memory: at most PART_SIZE
+                    # per file in flight.
+                    whole = b"".join([chunk async for chunk in stream])
+                    await obstore.put_async(self._destination.store, key, whole)
+                else:
+                    await obstore.put_async(
+                        self._destination.store,
+                        key,
+                        stream,
+                        chunk_size=PART_SIZE,
+                        max_concurrency=PARTS_IN_FLIGHT,
+                    )
             except MediaError:
                 raise
             except Exception as error:  # the store's failure: typed here, nowhere else
