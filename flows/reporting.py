@@ -170,8 +170,25 @@ class SyncRun:
         """IDs the run set out to sync."""
         return self._progress.total if self._progress else 0
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The sync lock and a scratch folder for the run's work.
+
+        Entered after `sync_run` (in its ``with``), so that a lock that times out ends the run
+        like any other failure: a generator context manager cannot skip its body, so `sync_run`
+        could not take the lock itself and still fail the run in one line.
+        """
+        with sync_lock(
+            self.options.db_path, timeout=self.options.lock_timeout, on_wait=self._logger.warning
+        ):
+            self.holds_lock = True
+            with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
+                self.todo_path = Path(work) / "todo.parquet"
+                yield
+
     def planned(self, plan: Plan) -> Plan:
         """Take the plan's counts, say what the run will do; a manifest without IDs fails."""
+        assert self.holds_lock, "the run's work goes in `SyncRun.locked`"
         self.chunk_size = chunk_size_for(plan.todo, self.chunk_size, self.options.max_chunks)
         self._logger.info(
             "Manifest: %d IDs (%d rejected, %d already finished, %d not due yet); "
@@ -253,7 +270,8 @@ def _cancelling() -> bool:
 
 @contextmanager
 def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
-    """Around a run's work: the sync lock, a scratch folder, and the run's record.
+    """Around a run's work: its record. The run's work goes in `SyncRun.locked` too, in the same
+    ``with``: ``with sync_run(options) as run, run.locked():``.
 
     However the run ends, it ends with a ``sync_runs`` row (set aside if the file is held) and
     an event. A foreseen failure, a signal or a cancel becomes the run's outcome: a Failed or
@@ -265,11 +283,7 @@ def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
     summary = new_run(options.manifest, options.refresh, str(runtime.flow_run.id or "") or None)
     run = SyncRun(options, summary, logger)
     try:
-        with sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning):
-            run.holds_lock = True
-            with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
-                run.todo_path = Path(work) / "todo.parquet"
-                yield run
+        yield run
     except BaseException as error:
         state, message = run.ending(error)
         _end(run, state, message, logger)

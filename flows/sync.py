@@ -104,7 +104,7 @@ def sync_creations(
     """
     options = resolve(given_by_flow(locals()))
     api_key = resolve_api_key()
-    with sync_run(options) as run:
+    with sync_run(options) as run, run.locked():
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
         plan = run.planned(prepare_sync(options, run.summary, todo_path=run.todo_path))
         with run.engine(api_key) as engine:

@@ -1,10 +1,15 @@
-"""A real ``haiper-sync`` process for end-to-end tests: this checkout's code, its own session
-(so a test signals its whole process group, as a terminal's Ctrl-C does), output kept in files."""
+"""End-to-end helpers: a real ``haiper-sync`` process (this checkout's code, in its own session
+so a test signals its whole process group as a terminal's Ctrl-C does, output kept in files), the
+rows two runs must agree on, and what a run told the Prefect API (its events, its logs).
+
+Self-contained on purpose: the older tests' helper modules are being moved about.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +21,6 @@ import duckdb
 import psutil
 
 from tests.conftest import SIM_KEY
-from tests.expected import table_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 # When, by which run, how often asked (and so when to ask next): a resumed run asks again.
@@ -114,12 +118,23 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+# Each mirrored table's key: no run may leave a key twice.
+KEYS = {
+    "creations": ["creation_id"],
+    "creation_outputs": ["creation_id", "output_id"],
+    "creation_status": ["creation_id"],
+}
+
+
 def rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     """The mirrored rows, minus what differs between any two runs (as tests/test_chaos.py)."""
     with duckdb.connect(str(db), read_only=True) as con:
-        table_counts(con)  # asserts count(*) = count(distinct key) everywhere
         out = {}
-        for table in ("creations", "creation_outputs", "creation_status"):
+        for table, key in KEYS.items():
+            total, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT ({', '.join(key)})) FROM {table}"
+            ).fetchone()
+            assert total == distinct, f"{table} has duplicate keys"
             names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
             keep = ", ".join(n for n in names if n not in VOLATILE)
             out[table] = sorted(con.execute(f"SELECT {keep} FROM {table}").fetchall(), key=repr)
@@ -136,3 +151,48 @@ def still_alive(processes: list[psutil.Process], timeout: float) -> list[psutil.
     """Those of ``processes`` still alive after waiting up to ``timeout`` s for them to end."""
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     return alive
+
+
+def dead_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (connects are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def events_about(db: Path, name: str, timeout: float = 20.0) -> list[Any]:
+    """The events named ``name`` whose resource is this DuckDB file, read through the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    resource = f"haiper-sync.database.{db.absolute()}"
+    deadline = time.monotonic() + timeout
+    found: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:  # events reach the server in the background
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=[name])), limit=50
+            )
+            found = [e for e in page.events if e.resource.id == resource]
+            if found:
+                break
+            time.sleep(0.2)
+    return found
+
+
+def flow_run_logs(flow_run_id: Any, until: str, timeout: float = 20.0) -> list[Any]:
+    """The flow run's logs read through the API, once one starts with ``until``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+    deadline = time.monotonic() + timeout
+    logs: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:  # the API handler ships logs in the background
+            logs = client.read_logs(log_filter=log_filter, sort=LogSort.TIMESTAMP_ASC)
+            if any(log.message.startswith(until) for log in logs):
+                break
+            time.sleep(0.2)
+    return logs
