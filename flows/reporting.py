@@ -70,15 +70,22 @@ class RunProgress:
         self._shown = -1.0
         self._shown_line = 0  # the IDs the last log line counted
         self._live: Callable[[], int] = lambda: 0
+        self._live_requests: Callable[[], int] = lambda: 0
         self._waiting: Callable[[], str | None] = lambda: None
         self._artifact: UUID = create_progress_artifact(  # type: ignore[assignment]
             0.0 if total else 100.0, key=PROGRESS_KEY, description="IDs handled so far"
         )
         publish(Progress(summary.run_id, 0, total))
 
-    def watch(self, live: Callable[[], int], waiting: Callable[[], str | None]) -> None:
-        """Count ``live()`` IDs answered so far in flight; ``waiting()`` says what holds them."""
-        self._live, self._waiting = live, waiting
+    def watch(
+        self,
+        live: Callable[[], int],
+        waiting: Callable[[], str | None],
+        requests: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Count ``live()`` IDs answered so far in flight and the ``requests()`` sent so far;
+        ``waiting()`` says what holds them."""
+        self._live, self._waiting, self._live_requests = live, waiting, requests
 
     def advance(self, ids: int) -> None:
         """Count ``ids`` more IDs as written."""
@@ -89,6 +96,8 @@ class RunProgress:
         """Show the progress if it moved (``live``: with the IDs answered in flight), and the
         log line when one is due."""
         seen = max(self.done, min(self.total, self._live())) if live else self.done
+        # The summary counts a chunk's requests when it is written: in flight, the engine's.
+        requests = max(self.summary.requests, self._live_requests() if live else 0)
         percent = 100.0 * seen / self.total if self.total else 100.0
         if percent != self._shown:
             self._shown = percent
@@ -100,7 +109,7 @@ class RunProgress:
         if now - self._last_line >= self._every or (news and self.done):
             self._last_line, self._shown_line = now, seen
             line = progress_line(
-                seen, self.total, self.summary.requests, self.summary.ids_errored,
+                seen, self.total, requests, self.summary.ids_errored,
                 now - self._started,
             )  # fmt: skip
             waiting = self._waiting()
@@ -203,7 +212,9 @@ class SyncRun:
         )
         self.summary.add(plan.counts())
         plan.check_not_empty(self.options.manifest)
-        self._progress = RunProgress(self.summary, plan.todo, self._logger)
+        self._progress = RunProgress(
+            self.summary, plan.todo, self._logger, every=self.options.progress_seconds
+        )
         return plan
 
     @contextmanager
@@ -214,6 +225,7 @@ class SyncRun:
                 self._progress.watch(
                     lambda: engine.ids_done,
                     lambda: "waiting for the rate limit" if engine.rate_limited else None,
+                    lambda: engine.budget.spent,
                 )
             yield engine
 
