@@ -22,6 +22,8 @@ from tests.conftest import SIM_KEY
 from tests.integration.cli_process import (
     NOISE,
     Cli,
+    cli_env,
+    events_about,
     last_line,
     rows,
     still_alive,
@@ -78,8 +80,10 @@ def reference(
     return rows(db)
 
 
-def start_and_wait_for_a_chunk(manifest: Path, db: Path, sim: SimulatorServer, folder: Path) -> Cli:
-    cli = Cli(sync_args(manifest, db, sim.url, "--chunk-size", "50"), folder)
+def start_and_wait_for_a_chunk(
+    manifest: Path, db: Path, sim: SimulatorServer, folder: Path, env: dict[str, str] | None = None
+) -> Cli:
+    cli = Cli(sync_args(manifest, db, sim.url, "--chunk-size", "50"), folder, env=env)
     # The first chunk committed: the progress line at its write.
     cli.wait_for(r"Progress: \d+ of 400 IDs")
     return cli
@@ -154,3 +158,24 @@ def test_a_second_sigint_exits_at_once(
     assert took < 1.5, f"took {took:.1f} s"
     # Even at once, the temporary Prefect server (in its own session) does not outlive it.
     assert still_alive(children, timeout=5) == []
+
+
+def test_an_interrupted_run_announces_it_on_the_prefect_server_it_reports_to(
+    manifest: Path, slow_sim: SimulatorServer, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    db = tmp_path / "announced.duckdb"
+    env = cli_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))  # the session's server
+    cli = start_and_wait_for_a_chunk(manifest, db, slow_sim, tmp_path, env=env)
+    try:
+        cli.signal_group(signal.SIGINT)
+        code = cli.wait(timeout=30)
+    finally:
+        cli.kill()
+    assert code == 130, cli.output
+    line = last_line(cli.stderr).removeprefix("haiper-sync: ")
+    (event,) = events_about(db, "haiper-sync.run.interrupted")
+    assert event.payload["message"] == line
+    assert event.payload["db_path"] == str(db.absolute())
+    assert sync_runs(db) == [("interrupted", line)]
