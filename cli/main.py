@@ -67,6 +67,7 @@ def _run_flow(name: str, parameters: dict[str, Any], failed: str) -> tuple[Any, 
             our_errors_in_one_line()
             with _progress_bar():
                 state = getattr(flows, name)(**parameters, return_state=True)
+            stop.flow_ended(state)
         if state.is_completed():
             return state, None
         if stop.signum is not None:

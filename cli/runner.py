@@ -16,6 +16,9 @@ from haiper_sync.errors import Interrupted
 
 # Each a terminal or a service manager sends to stop a program.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The temporary Prefect servers running now: a second signal's exit at once takes them along
+# (in their own session, no signal of the terminal's reaches them).
+_SERVERS: list[subprocess.Popen[Any]] = []
 
 
 def prefect_env() -> None:
@@ -40,6 +43,8 @@ def prefect_api() -> Iterator[None]:
         return
     server = _own_session_server()
     server.start()
+    process = server.server_process
+    _SERVERS.append(process)
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             try:
@@ -48,6 +53,7 @@ def prefect_api() -> Iterator[None]:
                 _drain_to_api()
     finally:
         server.stop()
+        _SERVERS.remove(process)
 
 
 def _drain_to_api(timeout: float = 5.0) -> None:
@@ -85,9 +91,21 @@ class SignalStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
+            for server in _SERVERS:
+                server.terminate()
             os._exit(128 + self.signum)
         self.signum = signum
         raise Interrupted(signum)
+
+    def flow_ended(self, state: Any) -> None:
+        """Take note of a SIGTERM that the flow run ending in ``state`` caught.
+
+        During a flow run Prefect's own SIGTERM handler replaces ours; the flow turns its
+        `TerminationSignal` into a Cancelled state, which is how that SIGTERM shows here.
+        Noted before the logs are drained, so that a second signal meanwhile exits at once.
+        """
+        if self.signum is None and state.is_cancelled():
+            self.signum = signal.SIGTERM
 
     def __enter__(self) -> SignalStop:
         for signum in STOP_SIGNALS:

@@ -77,15 +77,22 @@ class RunProgress:
         self._shown = -1.0
         self._shown_line = 0  # the IDs the last log line counted
         self._live: Callable[[], int] = lambda: 0
+        self._live_requests: Callable[[], int] = lambda: 0
         self._waiting: Callable[[], str | None] = lambda: None
         self._artifact: UUID = create_progress_artifact(  # type: ignore[assignment]
             0.0 if total else 100.0, key=PROGRESS_KEY, description="IDs handled so far"
         )
         publish(Progress(summary.run_id, 0, total))
 
-    def watch(self, live: Callable[[], int], waiting: Callable[[], str | None]) -> None:
-        """Count ``live()`` IDs answered so far in flight; ``waiting()`` says what holds them."""
-        self._live, self._waiting = live, waiting
+    def watch(
+        self,
+        live: Callable[[], int],
+        waiting: Callable[[], str | None],
+        requests: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Count ``live()`` IDs answered so far in flight and the ``requests()`` sent so far;
+        ``waiting()`` says what holds them."""
+        self._live, self._waiting, self._live_requests = live, waiting, requests
 
     def advance(self, ids: int) -> None:
         """Count ``ids`` more IDs as written."""
@@ -96,6 +103,8 @@ class RunProgress:
         """Show the progress if it moved (``live``: with the IDs answered in flight), and the
         log line when one is due."""
         seen = max(self.done, min(self.total, self._live())) if live else self.done
+        # The summary counts a chunk's requests when it is written: in flight, the engine's.
+        requests = max(self.summary.requests, self._live_requests() if live else 0)
         percent = 100.0 * seen / self.total if self.total else 100.0
         if percent != self._shown:
             self._shown = percent
@@ -107,7 +116,7 @@ class RunProgress:
         if now - self._last_line >= self._every or (news and self.done):
             self._last_line, self._shown_line = now, seen
             line = progress_line(
-                seen, self.total, self.summary.requests, self.summary.ids_errored,
+                seen, self.total, requests, self.summary.ids_errored,
                 now - self._started,
             )  # fmt: skip
             waiting = self._waiting()
@@ -184,8 +193,26 @@ class SyncRun:
         """IDs the run set out to sync."""
         return self._progress.total if self._progress else 0
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The sync lock and a scratch folder for the run's work.
+
+        Entered after `sync_run` (in its ``with``), so that a lock that times out ends the run
+        like any other failure: a generator context manager cannot skip its body, so `sync_run`
+        could not take the lock itself and still fail the run in one line.
+        """
+        self.api_key = resolve_api_key()
+        with sync_lock(
+            self.options.db_path, timeout=self.options.lock_timeout, on_wait=self._logger.warning
+        ):
+            self.holds_lock = True
+            with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
+                self.todo_path = Path(work) / "todo.parquet"
+                yield
+
     def planned(self, plan: Plan) -> Plan:
         """Take the plan's counts, say what the run will do; a manifest without IDs fails."""
+        assert self.holds_lock, "the run's work goes in `SyncRun.locked`"
         self.chunk_size = chunk_size_for(plan.todo, self.chunk_size, self.options.max_chunks)
         self._logger.info(
             "Manifest: %d IDs (%d rejected, %d already finished, %d not due yet); "
@@ -200,7 +227,9 @@ class SyncRun:
         )
         self.summary.add(plan.counts())
         plan.check_not_empty(self.options.manifest)
-        self._progress = RunProgress(self.summary, plan.todo, self._logger)
+        self._progress = RunProgress(
+            self.summary, plan.todo, self._logger, every=self.options.progress_seconds
+        )
         return plan
 
     @contextmanager
@@ -211,6 +240,7 @@ class SyncRun:
                 self._progress.watch(
                     lambda: engine.ids_done,
                     lambda: "waiting for the rate limit" if engine.rate_limited else None,
+                    lambda: engine.budget.spent,
                 )
             yield engine
 
@@ -284,7 +314,8 @@ def run_options(parameters: Mapping[str, Any]) -> SyncOptions:
 
 @contextmanager
 def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
-    """Around a run's work: the sync lock, a scratch folder, and the run's record.
+    """Around a run's work: its record. The run's work goes in `SyncRun.locked` too, in the same
+    ``with``: ``with sync_run(options) as run, run.locked():``.
 
     However the run ends, it ends with a ``sync_runs`` row (set aside if the file is held) and
     an event. A foreseen failure, a signal or a cancel becomes the run's outcome: a Failed or
@@ -296,12 +327,7 @@ def sync_run(options: SyncOptions) -> Iterator[SyncRun]:
     summary = new_run(options.manifest, options.refresh, str(runtime.flow_run.id or "") or None)
     run = SyncRun(options, summary, logger)
     try:
-        run.api_key = resolve_api_key()
-        with sync_lock(options.db_path, timeout=options.lock_timeout, on_wait=logger.warning):
-            run.holds_lock = True
-            with tempfile.TemporaryDirectory(prefix="haiper-sync-") as work:
-                run.todo_path = Path(work) / "todo.parquet"
-                yield run
+        yield run
     except BaseException as error:
         state, message = run.ending(error)
         _end(run, state, message, logger)

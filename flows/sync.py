@@ -101,7 +101,7 @@ def sync_creations(
             else 8.
     """
     options = run_options(locals())
-    with sync_run(options) as run:
+    with sync_run(options) as run, run.locked():
         # 1. The manifest, de-duplicated and checked, minus what is already finished.
         plan = run.planned(prepare_sync(options, run.summary, todo_path=run.todo_path))
         with run.engine() as engine:

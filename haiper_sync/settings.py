@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     # Bounds Prefect's bookkeeping: a huge manifest gets bigger chunks, not more task runs.
     max_chunks: int = Field(default=500, ge=1, description="most task runs (chunks) in a run")
+    # A run's log says how far it is at least this often, also while a slow chunk is in flight.
+    progress_seconds: float = Field(
+        default=30.0, gt=0, description="seconds between a run's progress lines, at most"
+    )
     max_error_ratio: float = Field(
         default=0.2,
         ge=0,

@@ -39,7 +39,7 @@ FROM_SETTINGS = {
 # The flow's parameters use 0 and "" for "not given" (the UI form needs one plain type each).
 UNSET_IN_FLOW = (*FROM_SETTINGS, "max_requests", "refresh_older_than")
 # Taken from the settings alone: not options a run is given.
-SETTINGS_ONLY = ("lock_timeout", "max_chunks")
+SETTINGS_ONLY = ("lock_timeout", "max_chunks", "progress_seconds")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class SyncOptions:
     # SETTINGS_ONLY
     lock_timeout: float = DEFAULTS.lock_timeout
     max_chunks: int = DEFAULTS.max_chunks
+    progress_seconds: float = DEFAULTS.progress_seconds
 
     @property
     def requested_chunk_size(self) -> int:
@@ -130,6 +131,7 @@ def resolve(
         max_requests=max_requests,
         lock_timeout=settings.lock_timeout,
         max_chunks=settings.max_chunks,
+        progress_seconds=settings.progress_seconds,
         **values,
     )
 
