@@ -25,6 +25,7 @@ SYNC_LOCK_HOLDER = """
 import fcntl, os, sys
 fd = os.open(sys.argv[1] + ".sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
 fcntl.flock(fd, fcntl.LOCK_EX)
+os.ftruncate(fd, 0)  # as sync_lock does: a shorter PID must not keep the old one's tail
 os.pwrite(fd, str(os.getpid()).encode(), 0)
 print("holding", flush=True)
 sys.stdin.read()
