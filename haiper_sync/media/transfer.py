@@ -24,7 +24,7 @@ from haiper_sync.media.policy import Bandwidth, decide_download, is_web_url, nex
 
 USER_AGENT = "haiper-sync-media/0.1"
 # Each chunk crosses into obstore's Rust side once: fewer, bigger chunks cost less CPU.
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 Sleep = Callable[[float], Awaitable[None]]
 
 
