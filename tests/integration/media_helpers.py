@@ -53,15 +53,18 @@ def served_path(url: str) -> str:
 
 
 def expected_files(
-    details: dict[str, dict[str, Any]], sizes: dict[str, int] | None = None
+    details: dict[str, dict[str, Any]],
+    sizes: dict[str, int] | None = None,
+    scale: float = 1.0,
 ) -> dict[str, tuple[int, str]]:
-    """Archive key -> (bytes, sha256) of every file the details link to."""
+    """Archive key -> (bytes, sha256) of every file the details link to (the simulator's
+    ``media_sizes`` and ``media_scale`` as given)."""
     sizes = sizes or {}
     out: dict[str, tuple[int, str]] = {}
 
     def add(key: str, url: str) -> None:
         path = served_path(url)
-        size = sizes.get(path) or media_size(path)
+        size = sizes.get(path) or media_size(path, scale)
         out[key] = (size, media_sha256(path, size))
 
     for creation_id, value in details.items():

@@ -15,10 +15,9 @@ import pytest
 from cli.main import main
 from flows import sync_creations
 from haiper_sync.simulator import SimulatorConfig, SimulatorServer
-from haiper_sync.simulator.data import media_sha256, media_size
 from haiper_sync.store.connection import open_database
 from tests.conftest import SIM_KEY
-from tests.integration.media_helpers import local_files, served_path, succeeded_ids
+from tests.integration.media_helpers import expected_files, local_files, succeeded_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_server", "api_key_env")]
 
@@ -54,23 +53,12 @@ def _sync_args(manifest: Path, db: Path, sim: SimulatorServer, *extra: str) -> l
 
 def _expected(sim: SimulatorServer, ids: list[str] = IDS) -> dict[str, tuple[int, str]]:
     """Archive key -> (bytes, sha256) of every file the simulator's details link to."""
-    out: dict[str, tuple[int, str]] = {}
     with httpx.Client(headers={"Authorization": f"Bearer {SIM_KEY}"}) as client:
-        for creation_id in ids:
-            value = client.get(f"{sim.url}/v1/creation/{creation_id}").json()["value"]
-
-            def add(key: str, url: str) -> None:
-                path = served_path(url)
-                size = media_size(path, SCALE)
-                out[key] = (size, media_sha256(path, size))
-
-            for o in value["outputs"]:
-                ext = o["media_url"].split("?")[0].rsplit(".", 1)[-1]
-                add(f"creations/{creation_id}/{o['id']}.{ext}", o["media_url"])
-                if "thumbnail_url" in o:
-                    add(f"creations/{creation_id}/{o['id']}.thumbnail.jpg", o["thumbnail_url"])
-            add(f"creations/{creation_id}/cover.jpg", value["thumbnail_url"])
-    return out
+        details = {
+            creation_id: client.get(f"{sim.url}/v1/creation/{creation_id}").json()["value"]
+            for creation_id in ids
+        }
+    return expected_files(details, scale=SCALE)
 
 
 def _media_rows(db: Path) -> dict[str, tuple[Any, ...]]:
