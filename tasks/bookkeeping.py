@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from haiper_sync.errors import DatabaseLocked
+from haiper_sync.errors import DatabaseLocked, StorageError
 from haiper_sync.store import connection, runs
 from haiper_sync.store.set_aside import set_aside_run_end, write_set_aside
 from haiper_sync.summary import RunSummary
@@ -79,9 +79,11 @@ def finish_sync(
             errors = runs.error_sample(con, summary.run_id)
         stored.chunks_set_aside, stored.media = summary.chunks_set_aside, summary.media
         return stored, errors
-    except DatabaseLocked as locked:
+    except (DatabaseLocked, StorageError) as held:
+        # A held file, or a full disk: the end waits beside the file (or in the temp folder)
+        # for the next run that gets it.
         folder = set_aside_run_end(db_path, summary, state, message)
-        logger.warning("%s The run's end is set aside in %s.", locked, folder)
+        logger.warning("%s The run's end is set aside in %s.", held, folder)
         summary.state, summary.message = state, message
         summary.finished_at, summary.end_set_aside = datetime.now(UTC), True
         return summary, []

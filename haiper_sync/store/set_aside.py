@@ -8,9 +8,12 @@ the file: later in the same run, or the next run.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -39,17 +42,38 @@ def set_aside_dir(db_path: str | Path) -> Path:
     return Path(f"{db_path}.set-aside")
 
 
+def spare_set_aside_dir(db_path: str | Path) -> Path:
+    """Where set-aside work waits when the file's own folder has no room: the temp folder."""
+    absolute = str(Path(db_path).absolute())
+    digest = hashlib.sha256(absolute.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "haiper-sync-set-aside" / f"{Path(db_path).name}-{digest}"
+
+
 def _folders(db_path: str | Path) -> list[Path]:
     # `<db>.pending/` is where haiper-sync up to 0.1 set chunks aside: still written, once.
-    return [set_aside_dir(db_path), Path(f"{db_path}.pending")]
+    return [set_aside_dir(db_path), spare_set_aside_dir(db_path), Path(f"{db_path}.pending")]
 
 
 def _publish(db_path: str | Path, name: str, write: Any) -> Path:
-    base = set_aside_dir(db_path)
+    try:
+        return _publish_in(set_aside_dir(db_path), name, write)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        # The disk that is full (or read-only) is the file's: a run's end, at least, must
+        # still be kept for the next run to record.
+        return _publish_in(spare_set_aside_dir(db_path), name, write)
+
+
+def _publish_in(base: Path, name: str, write: Any) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     staging = base / f".partial-{uuid.uuid4().hex}"
-    staging.mkdir()
-    write(staging)
+    try:
+        staging.mkdir()
+        write(staging)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     final = base / f"{time.time_ns():020d}-{name}"
     # A rename is atomic: a crash leaves a .partial folder, never half a chunk to ingest.
     os.replace(staging, final)

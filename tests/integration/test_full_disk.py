@@ -108,6 +108,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_a_rerun_with_space_ends_like_
             assert rows(db) == reference
             runs = sync_runs(db)
     assert runs[-1] == ("completed", None)
-    # Not a byte left, not even to set the failed run's end aside: the next run finds it still
-    # `running` and calls it abandoned (its event said why it failed).
-    assert [state for state, _ in runs] == ["abandoned", "completed"], runs
+    # Not a byte left beside the file: the failed run's end waited in the temp folder, and the
+    # next run wrote it before anything else.
+    assert [state for state, _ in runs] == ["failed", "completed"], runs
+    assert runs[0][1] == line.removeprefix("haiper-sync: sync failed: ")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from haiper_sync.api.models import CreationDetail
 from haiper_sync.rows import ErrorRecord
@@ -116,3 +120,28 @@ def test_a_half_written_spill_is_never_ingested(tmp_path: Path) -> None:
     (partial / "meta.json").write_text("{")
     with connection.open_database(db) as con:
         assert write_set_aside(con, db) == 0
+
+
+def test_a_full_disk_sets_the_runs_end_aside_in_the_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from haiper_sync.store import set_aside
+
+    db = tmp_path / "x.duckdb"
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path / "tmp"))
+    real = set_aside._publish_in
+
+    def full_beside_the_file(base: Path, name: str, write: Any) -> Path:
+        if base == set_aside.set_aside_dir(db):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(base, name, write)
+
+    with monkeypatch.context() as full:
+        full.setattr(set_aside, "_publish_in", full_beside_the_file)
+        folder = set_aside_run_end(db, run_summary("r7"), "failed", "disk full writing x")
+    assert folder.parent == set_aside.spare_set_aside_dir(db)
+    assert str(folder).startswith(str(tmp_path / "tmp"))
+    with connection.open_database(db) as con:
+        assert write_set_aside(con, db) == 1
+        assert runs.fetch_run(con, "r7").state == "failed"
+    assert set_aside_waiting(db) == []
