@@ -23,8 +23,10 @@ _SERVERS: list[subprocess.Popen[Any]] = []
 
 def prefect_env() -> None:
     """Prefect's settings for a run from the CLI."""
-    # No network here but the package registries: telemetry would only log errors.
+    # No network here but the package registries: telemetry would only log errors (the
+    # server's, and the client's first-run notice in a terminal). A user may turn it back on.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
 
 

@@ -83,7 +83,7 @@ def finish_sync(
         # A held file, or a full disk: the end waits beside the file (or in the temp folder)
         # for the next run that gets it.
         folder = set_aside_run_end(db_path, summary, state, message)
-        logger.warning("%s The run's end is set aside in %s.", held, folder)
+        logger.warning("%s; the run's end is set aside in %s", str(held).rstrip("."), folder)
         summary.state, summary.message = state, message
         summary.finished_at, summary.end_set_aside = datetime.now(UTC), True
         return summary, []
