@@ -102,24 +102,28 @@ def _obstore_error(name: str) -> type[BaseException] | None:
     return found if isinstance(found, type) else None
 
 
-def store_failure(error: BaseException, label: str) -> BaseException:
+def store_failure(error: BaseException, label: str, where: str = "") -> BaseException:
     """Our typed error for a failed put: run-stopping when the destination refuses everything.
 
     A full disk and a missing or refused bucket stop the run (`DiskFull`,
-    `ArchiveUnavailable`); anything else fails that one file, to be retried next run.
+    `ArchiveUnavailable`), naming ``where`` (the destination); anything else fails that one
+    file, to be retried next run.
     """
     text = _first_line(error)
+    at = f" {where}" if where else ""
     if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
         "No space left" in str(error)
     ):
-        return DiskFull(f"the media archive's disk is full: {text}")
+        return DiskFull(
+            f"disk full writing the media archive{at}: {text}; free space and run again"
+        )
     refused = tuple(
         t
         for t in (_obstore_error("PermissionDeniedError"), _obstore_error("UnauthenticatedError"))
         if t is not None
     )
     if (refused and isinstance(error, refused)) or isinstance(error, PermissionError):
-        return ArchiveUnavailable(f"the media archive refused a write: {text}")
+        return ArchiveUnavailable(f"the media archive{at} refused a write: {text}")
     if "NoSuchBucket" in str(error) or "AccessDenied" in str(error):
-        return ArchiveUnavailable(f"the media archive refused a write: {text}")
+        return ArchiveUnavailable(f"the media archive{at} refused a write: {text}")
     return MediaError(f"{label}: cannot store it: {text}", transient=True)

@@ -177,7 +177,7 @@ class Downloader:
             except MediaError:
                 raise
             except Exception as error:  # the store's failure: typed here, nowhere else
-                raise store_failure(error, label) from None
+                raise store_failure(error, label, self._destination.base) from None
             finally:
                 await stream.aclose()
             self._destination.sweep(key)

@@ -303,3 +303,57 @@ def test_expired_links_cost_one_detail_each_through_the_runs_engine(tmp_path: Pa
     assert media["by_status"] == {"200": len(want)} and media["with_authorization"] == 0
     assert local_files(dest) == want
     _no_signature_outside_the_mirror(db)
+
+
+def test_a_refused_bucket_stops_the_run_in_one_line_and_keeps_the_rows(
+    s3: tuple[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "h.duckdb"
+    with _sim() as sim:
+        code = main(
+            _sync_args(_manifest(tmp_path, IDS[:2]), db, sim, "--archive-media", "s3://no-such/x")
+        )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("haiper-sync: sync failed: ") and "no-such" in err[-1], err[-1]
+    assert "Traceback" not in "\n".join(err)
+    with open_database(db, read_only=True) as con:
+        # The creations were synced; the run that could not archive them says why.
+        assert con.execute("SELECT count(*) FROM creations").fetchall() == [(2,)]
+        state, message = con.execute("SELECT state, message FROM sync_runs").fetchall()[0]
+    assert state == "failed" and message == err[-1].removeprefix("haiper-sync: sync failed: ")
+
+
+def test_a_full_archive_disk_stops_the_run_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    dest = tmp_path / "media"
+    dest.mkdir()
+    try:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(dest)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"cannot mount a tmpfs here: {error}")
+    try:
+        db = tmp_path / "h.duckdb"
+        # Full-size files (a few MB each): the first ones fill 256 KB.
+        config = SimulatorConfig(api_keys=frozenset({SIM_KEY}), media_ttl=3600.0)
+        with SimulatorServer(config) as sim:
+            args = _sync_args(_manifest(tmp_path, IDS[:3]), db, sim, "--archive-media", str(dest))
+            code = main(args)
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        subprocess.run(["umount", "-l", str(dest)], check=False)
+    assert code == 1
+    assert "No space left on device" in err[-1] and str(dest) in err[-1], err[-1]
+    assert "Traceback" not in "\n".join(err)
+    with open_database(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM creations").fetchall() == [(3,)]
+        # No row claims a file that is not whole.
+        assert con.execute(
+            "SELECT count(*) FROM creation_media WHERE sha256 IS NOT NULL AND bytes IS NULL"
+        ).fetchall() == [(0,)]
