@@ -1,6 +1,6 @@
 """Media archive benchmark: obstore (the archive itself) vs fsspec vs plain aiohttp-to-disk.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/media.py [--small 2000] [--large 20] [--single-mb 300]
+    .venv/bin/python bench/media.py [--small 2000] [--large 20] [--single-mb 300]
 
 Files come from the simulator (its own process) on loopback; S3 is moto's server (in this
 process). Each candidate runs in a fresh subprocess so its CPU time and peak RSS are its own.
@@ -211,7 +211,8 @@ def main() -> None:
             time.sleep(0.05)
         base = ready.read_text().strip()
         jobs = [
-            ("mixed", _links(base, args.small, args.large, SMALL, LARGE)),
+            ("small", _links(base, args.small, 0, SMALL, LARGE)),
+            ("large", _links(base, 0, args.large, SMALL, LARGE)),
             ("single", _links(base, 0, 1, 0, args.single_mb * 1024 * 1024)),
         ]
         measured: list[tuple[str, str, str, dict[str, float]]] = []
@@ -245,8 +246,10 @@ def main() -> None:
         sim.terminate()
         sim.wait(10)
         moto.stop()
-    print(f"\n{args.small} x 256 KB + {args.large} x 50 MB ('mixed'); one {args.single_mb} MB "
-          f"file ('single'); {CONCURRENCY} downloads at once.\n")  # fmt: skip
+    print(
+        f"\n{args.small} x 256 KB ('small'); {args.large} x 50 MB ('large'); "
+        f"one {args.single_mb} MB file ('single'); {CONCURRENCY} downloads at once.\n"
+    )
     print(_table(measured))
 
 
