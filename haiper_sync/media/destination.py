@@ -40,15 +40,22 @@ class Destination:
     def sweep(self, key: str) -> None:
         """Remove what a killed earlier put of ``key`` left beside it (never the key itself).
 
-        obstore stages a local file as ``<key>#<n>`` and renames it when whole; a process
-        killed midway leaves the stage behind. (Object stores drop aborted uploads by lifecycle
-        rule.)
+        obstore stages a local file as ``<key>#<n>``, ``n`` the lowest number free, and renames
+        it when whole; a process killed midway leaves the stage behind. So what is left is
+        ``#1`` up to the number this put took: a few ``stat`` calls, never a directory listing
+        (one folder can hold thousands of files). (Object stores drop aborted uploads by
+        lifecycle rule.)
         """
         if self.root is None:
             return
         final = self.root / key
-        for stage in final.parent.glob(f"{final.name}#*"):
-            stage.unlink(missing_ok=True)
+        n = 1
+        while True:
+            try:
+                final.with_name(f"{final.name}#{n}").unlink()
+            except FileNotFoundError:
+                return
+            n += 1
 
 
 def open_destination(target: str) -> Destination:
