@@ -18,6 +18,7 @@ before the sync is timed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -81,13 +82,18 @@ def child(args: argparse.Namespace) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     t0 = time.monotonic()
-    from prefect.client.orchestration import get_client
+    # Prefect's API as `haiper-sync sync` gets it: a temporary server booting while the flows
+    # import.
+    from cli.runner import prefect_api
 
-    with get_client(sync_client=True) as client:  # starts the temporary server
-        client.hello()
+    with prefect_api(prepare=lambda: importlib.import_module("flows")):
+        prefect_start = time.monotonic() - t0
+        _sync(args, prefect_start)
+
+
+def _sync(args: argparse.Namespace, prefect_start: float) -> None:
     from flows import sync_creations
 
-    prefect_start = time.monotonic() - t0
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t1 = time.monotonic()
     summary = sync_creations(

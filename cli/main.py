@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import sys
 import tempfile
@@ -60,7 +61,7 @@ def _run_flow(name: str, parameters: dict[str, Any], failed: str) -> tuple[Any, 
     complete (its one line printed)."""
     prefect_env()
     with SignalStop() as stop:
-        with prefect_api():
+        with prefect_api(prepare=lambda: importlib.import_module("flows")):
             import flows
             from flows.reporting import our_errors_in_one_line
 

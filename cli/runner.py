@@ -3,22 +3,24 @@ the run cleanly (Ctrl-C, SIGTERM) and a second time at once."""
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
+import socket
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from haiper_sync.errors import Interrupted
+from haiper_sync.errors import HaiperSyncError, Interrupted
 
 # Each a terminal or a service manager sends to stop a program.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The temporary Prefect servers running now: a second signal's exit at once takes them along
 # (in their own session, no signal of the terminal's reaches them).
-_SERVERS: list[subprocess.Popen[Any]] = []
+_SERVERS: list[TemporaryServer] = []
 
 
 def prefect_env() -> None:
@@ -31,23 +33,26 @@ def prefect_env() -> None:
 
 
 @contextmanager
-def prefect_api() -> Iterator[None]:
+def prefect_api(prepare: Callable[[], object] = lambda: None) -> Iterator[None]:
     """The Prefect API the run reports to: ``PREFECT_API_URL``'s, else a temporary server.
 
-    Prefect's own temporary server is a child in the terminal's process group, so Ctrl-C
-    killed it at once while the flow went on, its events then waiting on timeouts. Ours runs
-    in its own session, out of the terminal's reach, and stops after the flow.
+    ``prepare()`` (importing the flows) runs while a temporary server boots: the two take
+    seconds each, on different cores. Prefect's own temporary server is a child in the
+    terminal's process group, so Ctrl-C killed it at once while the flow went on, its events
+    then waiting on timeouts. Ours runs in its own session, out of the terminal's reach, and
+    stops after the flow.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value():
+        prepare()
         yield
         return
-    server = _own_session_server()
-    server.start()
-    process = server.server_process
-    _SERVERS.append(process)
+    server = TemporaryServer()
+    _SERVERS.append(server)
     try:
+        prepare()
+        server.wait_ready()
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             try:
                 yield
@@ -55,7 +60,7 @@ def prefect_api() -> Iterator[None]:
                 _drain_to_api()
     finally:
         server.stop()
-        _SERVERS.remove(process)
+        _SERVERS.remove(server)
 
 
 def _drain_to_api(timeout: float = 5.0) -> None:
@@ -67,20 +72,100 @@ def _drain_to_api(timeout: float = 5.0) -> None:
         worker.drain_all(timeout=timeout)
 
 
-def _own_session_server() -> Any:
-    from prefect.server.api.server import SubprocessASGIServer
+class PrefectUnavailable(HaiperSyncError):
+    """The temporary Prefect server did not start."""
 
-    class OwnSessionServer(SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
-            # Prefect builds the command; only the session it starts in is ours to choose.
-            popen = subprocess.Popen
-            subprocess.Popen = functools.partial(popen, start_new_session=True)  # type: ignore[misc,assignment]
-            try:
-                return super()._run_uvicorn_command()
-            finally:
-                subprocess.Popen = popen  # type: ignore[misc]
 
-    return OwnSessionServer()
+class TemporaryServer:
+    """Prefect's API server for one run, started as Prefect starts its own temporary one.
+
+    Not Prefect's `SubprocessASGIServer`: importing it loads the whole server into this process
+    (about 2 s here) only to build a command line, its process would share the terminal's
+    session, and it waits for the server before the caller can do anything else.
+    """
+
+    # uvicorn's exit code when its startup failed: a port taken since we found it free (tried
+    # again on another port, as Prefect does), or the server's own failure (a database it cannot
+    # open): Prefect's retries on it forever, until its start timeout.
+    STARTUP_FAILED = 3
+    PORT_TRIES = 2
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process = self._spawn()
+
+    @property
+    def api_url(self) -> str:
+        """The API's URL, as ``PREFECT_API_URL`` takes it."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        import prefect
+        from prefect.settings import get_current_settings
+
+        with socket.socket() as probe:  # a port free now; a race is retried on exit code 3
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [
+            sys.executable, "-m", "uvicorn",
+            "--app-dir", str(prefect.__module_path__.parent),
+            "--factory", "prefect.server.api.server:create_app",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "error", "--lifespan", "on",
+        ]  # fmt: skip
+        env = os.environ | {
+            # What Prefect sets for its temporary server: no UI, ephemeral services.
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        }
+        return subprocess.Popen(command, env=env, start_new_session=True)
+
+    def wait_ready(self, poll: float = 0.05) -> None:
+        """Wait until the server answers its health check, or fail in one line."""
+        import httpx
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        tries = 1
+        with httpx.Client(timeout=2) as client:
+            while time.monotonic() < deadline:
+                code = self.process.poll()
+                if code == self.STARTUP_FAILED and tries < self.PORT_TRIES:
+                    tries += 1
+                    self.process = self._spawn()
+                elif code is not None:
+                    raise PrefectUnavailable(
+                        f"the temporary Prefect server exited with code {code} while starting "
+                        "(set PREFECT_API_URL to use a running server)"
+                    )
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(poll)
+        self.stop()
+        raise PrefectUnavailable(
+            "the temporary Prefect server did not start within "
+            f"{PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()} s "
+            "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS; or set PREFECT_API_URL)"
+        )
+
+    def terminate(self) -> None:
+        """Ask the server to stop; do not wait."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the server, killing it after ``grace`` seconds."""
+        self.terminate()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 class SignalStop:

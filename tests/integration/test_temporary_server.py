@@ -1,0 +1,69 @@
+"""The CLI's own temporary Prefect server: booting while the flows import, stopped by a signal
+that comes before it is up, and a server that cannot start told in one line."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from haiper_sync.simulator import SimulatorServer, generate_ids
+from tests.integration.cli_process import Cli, cli_env, last_line, still_alive, sync_args
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorServer]:
+    with SimulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(generate_ids(3)) + "\n")
+    return path
+
+
+def test_a_signal_while_the_server_starts_stops_both_at_once(
+    sim: SimulatorServer, manifest: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "early.duckdb"
+    cli = Cli(sync_args(manifest, db, sim.url), tmp_path, env=cli_env())
+    try:
+        deadline = time.monotonic() + 30
+        while not (children := cli.descendants()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert children, "the CLI should start its Prefect server"
+        assert cli.proc.poll() is None, cli.output
+        cli.signal_group(signal.SIGINT)
+        code = cli.wait(timeout=30)
+    finally:
+        cli.kill()
+    assert code == 130, cli.output
+    assert "Traceback" not in cli.output, cli.output
+    assert still_alive(children, timeout=5) == []
+
+
+def test_a_prefect_server_that_cannot_start_is_one_line_and_nothing_is_left(
+    sim: SimulatorServer, manifest: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "h.duckdb"
+    # Its database cannot be opened: the server's startup fails every time.
+    env = cli_env(
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/p.db"
+    )
+    cli = Cli(sync_args(manifest, db, sim.url), tmp_path, env=env)
+    try:
+        code = cli.wait(timeout=120)
+    finally:
+        cli.kill()
+    assert code == 1, cli.output
+    line = last_line(cli.stderr)
+    assert line.startswith("haiper-sync: the temporary Prefect server exited with code 3"), line
+    assert "PREFECT_API_URL" in line
+    assert not db.exists()  # no run began
