@@ -3,6 +3,7 @@ the run cleanly (Ctrl-C, SIGTERM) and a second time at once."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -42,15 +44,21 @@ def prefect_api(prepare: Callable[[], object] = lambda: None) -> Iterator[None]:
     then waiting on timeouts. Ours runs in its own session, out of the terminal's reach, and
     stops after the flow.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        prepare()
-        yield
-        return
-    server = TemporaryServer()
-    _SERVERS.append(server)
+    # The server's boot is the longest step of a run's start, and knowing whether one is needed
+    # takes Prefect's settings (a second's import here): unless the environment names an API, it
+    # boots from the first moment, and stops at once if a profile names one.
+    server = None if os.environ.get("PREFECT_API_URL") else TemporaryServer()
     try:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        if PREFECT_API_URL.value():
+            if server is not None:
+                server.stop()
+                server = None
+            prepare()
+            yield
+            return
+        server = server or TemporaryServer()
         prepare()
         server.wait_ready()
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
@@ -59,8 +67,8 @@ def prefect_api(prepare: Callable[[], object] = lambda: None) -> Iterator[None]:
             finally:
                 _drain_to_api()
     finally:
-        server.stop()
-        _SERVERS.remove(server)
+        if server is not None:
+            server.stop()
 
 
 def _drain_to_api(timeout: float = 5.0) -> None:
@@ -93,6 +101,7 @@ class TemporaryServer:
     def __init__(self) -> None:
         self.port = 0
         self.process = self._spawn()
+        _SERVERS.append(self)
 
     @property
     def api_url(self) -> str:
@@ -100,15 +109,18 @@ class TemporaryServer:
         return f"http://127.0.0.1:{self.port}/api"
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        import prefect
-        from prefect.settings import get_current_settings
-
+        # Found, not imported: the server starts before this process has imported Prefect.
+        # It reads Prefect's settings as this process does, from the same environment, profile
+        # and working directory.
+        prefect = importlib.util.find_spec("prefect")
+        assert prefect is not None and prefect.submodule_search_locations
+        packages = Path(prefect.submodule_search_locations[0]).parent
         with socket.socket() as probe:  # a port free now; a race is retried on exit code 3
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         command = [
             sys.executable, "-m", "uvicorn",
-            "--app-dir", str(prefect.__module_path__.parent),
+            "--app-dir", str(packages),
             "--factory", "prefect.server.api.server:create_app",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--log-level", "error", "--lifespan", "on",
@@ -118,7 +130,6 @@ class TemporaryServer:
             "PREFECT_UI_ENABLED": "0",
             "PREFECT__SERVER_EPHEMERAL": "1",
             "PREFECT__SERVER_FINAL": "1",
-            **get_current_settings().to_environment_variables(exclude_unset=True),
         }
         return subprocess.Popen(command, env=env, start_new_session=True)
 
@@ -166,6 +177,8 @@ class TemporaryServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self in _SERVERS:
+            _SERVERS.remove(self)
 
 
 class SignalStop:

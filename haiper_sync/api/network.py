@@ -11,6 +11,7 @@ own transport instead (it also speaks to SOCKS proxies when ``socksio`` is insta
 from __future__ import annotations
 
 import errno
+import http.cookiejar
 import os
 import re
 import socket
@@ -20,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+from httpx_aiohttp import AiohttpTransport
 
 from haiper_sync.errors import ConfigError
 
@@ -85,8 +87,61 @@ def _load_reason(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-class _AiohttpClient(HttpxAiohttpClient):
+class _EmptyJar(http.cookiejar.CookieJar):
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        pass
+
+
+class NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing: the API authenticates with its bearer token alone."""
+
+    def __init__(self) -> None:
+        super().__init__(_EmptyJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Keep none of the response's cookies (without reading them)."""
+
+
+class _ApiClient(httpx.AsyncClient):
+    """httpx's client without cookies.
+
+    The API authenticates with its bearer token alone, and media links carry their signature:
+    a CDN's cookies (bot scores, sticky sessions) would only be stored to be sent back, and
+    reading them costs a tenth of the client's CPU per request (docs/performance.md): httpx
+    builds a `urllib` request for `http.cookiejar` on every response, with or without
+    ``Set-Cookie``.
+    """
+
+    _no_cookies = NoCookies()  # keeps nothing, so one serves every client
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """No cookies, whatever the API's CDN sets."""
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("the API client keeps no cookies")
+
+
+class _AiohttpTransport(AiohttpTransport):
+    """aiohttp's connection pool, without aiohttp's own cookie jar."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """The session ``httpx-aiohttp`` builds, on the same connector, keeping no cookies."""
+        session = super().get_client()
+        connector = session.connector
+        session.detach()  # the connector stays open, for the new session
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+class _AiohttpClient(_ApiClient):
     """httpx's client on aiohttp, also for proxied routes (SOCKS goes to httpx's transport)."""
+
+    def _init_transport(  # type: ignore[override]
+        self, transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any
+    ) -> httpx.AsyncBaseTransport:
+        return transport or _AiohttpTransport(**kwargs)
 
     def _init_proxy_transport(  # type: ignore[override]
         self, proxy: httpx.Proxy, **kwargs: Any
@@ -94,7 +149,7 @@ class _AiohttpClient(HttpxAiohttpClient):
         # aiohttp speaks only to HTTP proxies.
         if proxy.url.scheme.startswith("socks"):
             return httpx.AsyncHTTPTransport(proxy=proxy, **kwargs)
-        return super()._init_proxy_transport(proxy, **kwargs)
+        return _AiohttpTransport(proxy=proxy, **kwargs)
 
 
 def build_http_client(
@@ -114,7 +169,7 @@ def build_http_client(
         ),
     }
     if transport is not None:
-        return httpx.AsyncClient(transport=transport, **options)
+        return _ApiClient(transport=transport, **options)
     options |= {
         "trust_env": True,
         "proxy": network.proxy or None,
@@ -127,7 +182,7 @@ def build_http_client(
     }
     try:
         if network.backend == "httpx":
-            return httpx.AsyncClient(**options)
+            return _ApiClient(**options)
         return _AiohttpClient(**options)
     except (ValueError, ImportError) as error:
         # E.g. a proxy URL with an unknown scheme, or SOCKS without socksio installed.

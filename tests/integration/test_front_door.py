@@ -340,7 +340,9 @@ def test_a_table_cell_cut_short_says_so() -> None:
 def test_the_demos_counts_line_up(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("HAIPER_API_KEY", raising=False)
+    # A user's own key is not the simulator's: the demo uses the simulator's. (Set, not deleted,
+    # so that the demo's own setting is undone after the test.)
+    monkeypatch.setenv("HAIPER_API_KEY", "a-users-real-key")
     db, manifest = tmp_path / "demo.duckdb", tmp_path / "demo.txt"
     args = ["demo", "--n", "20", "--db", str(db), "--manifest", str(manifest), "--latency-ms", "0"]
     assert main(args) == 0

@@ -16,14 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import brotli
+import httpx
 import pytest
 import zstandard
 from pydantic import SecretStr
 
 from haiper_sync.api.breaker import CircuitBreaker
 from haiper_sync.api.client import HaiperClient, Timeouts
-from haiper_sync.api.network import Network
+from haiper_sync.api.network import Backend, Network, build_http_client
 from haiper_sync.api.retry import RetryPolicy
 from haiper_sync.errors import (
     ApiUnreachable,
@@ -399,6 +401,57 @@ def test_redirects_are_not_followed_to_another_host(api: CannedServer) -> None:
         error = failure(redirecting.url)
     assert isinstance(error, RequestFailed) and error.status_code == 302
     assert api.requests == []
+
+
+# --- cookies ---------------------------------------------------------------------------------
+
+
+def cookie_reply(request: SeenRequest) -> Reply:
+    """A status answer that sets a CDN's cookie."""
+    cookie = ("Set-Cookie", "__cf_bm=bot-score-1; Path=/; HttpOnly")
+    return Reply(headers=[("Content-Type", "application/json"), cookie], body=BODY)
+
+
+async def two_gets(client: Any, url: str) -> None:
+    for _ in range(2):
+        response = await client.get(url)
+        if isinstance(response, aiohttp.ClientResponse):  # httpx's has read its body
+            await response.read()
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_the_client_sends_no_cookie_back(backend: Backend) -> None:
+    with CannedServer(cookie_reply) as cdn:
+        # A host name, not an address: aiohttp's own jar keeps no cookies of IP addresses.
+        url = f"http://localhost:{cdn.port}/v1/jobs/abc-1/status"
+
+        async def plain() -> None:
+            async with httpx.AsyncClient() as client:
+                await two_gets(client, url)
+            async with aiohttp.ClientSession() as session:
+                await two_gets(session, url)
+
+        asyncio.run(plain())
+        # The control: both libraries' clients send the cookie back by default.
+        assert [r.header("Cookie") for r in cdn.requests] == [None, "__cf_bm=bot-score-1"] * 2
+
+        async def ours() -> Any:
+            client = build_http_client(
+                Network(backend=backend), connections=2, connect_timeout=5, read_timeout=5
+            )
+            async with client:
+                await two_gets(client, url)
+                return client.cookies
+
+        assert not asyncio.run(ours())
+        assert [r.header("Cookie") for r in cdn.requests[4:]] == [None, None]
+
+
+def test_cookies_cannot_be_given_to_the_client() -> None:
+    client = build_http_client(Network(), connections=1, connect_timeout=1, read_timeout=1)
+    with pytest.raises(TypeError, match="keeps no cookies"):
+        client.cookies = {"session": "x"}  # type: ignore[assignment]
+    asyncio.run(client.aclose())
 
 
 # --- addresses that fail -----------------------------------------------------------------------

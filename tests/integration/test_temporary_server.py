@@ -1,5 +1,6 @@
 """The CLI's own temporary Prefect server: booting while the flows import, stopped by a signal
-that comes before it is up, and a server that cannot start told in one line."""
+that comes before it is up, a server that cannot start told in one line, and none left when a
+Prefect profile names the API."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
+import httpx
+import psutil
 import pytest
 
-from haiper_sync.simulator import SimulatorServer, generate_ids
+from haiper_sync.simulator import SimulatorConfig, SimulatorServer, generate_ids
+from tests.conftest import SIM_KEY
 from tests.integration.cli_process import Cli, cli_env, last_line, still_alive, sync_args
 
 pytestmark = pytest.mark.integration
@@ -18,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer() as server:
+    with SimulatorServer(SimulatorConfig(api_keys=frozenset({SIM_KEY}))) as server:
         yield server
 
 
@@ -67,3 +72,37 @@ def test_a_prefect_server_that_cannot_start_is_one_line_and_nothing_is_left(
     assert line.startswith("haiper-sync: the temporary Prefect server exited with code 3"), line
     assert "PREFECT_API_URL" in line
     assert not db.exists()  # no run began
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_profile_that_names_the_api_is_used_and_no_server_is_left(
+    sim: SimulatorServer, manifest: Path, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'active = "team"\n[profiles.team]\nPREFECT_API_URL = "{api}"\n')
+
+    def flow_runs() -> int:
+        return int(httpx.post(f"{api}/flow_runs/count", json={}).json())
+
+    before = flow_runs()
+    db = tmp_path / "profile.duckdb"
+    # Not in the environment: only the profile names the API.
+    cli = Cli(
+        sync_args(manifest, db, sim.url), tmp_path, env=cli_env(PREFECT_PROFILES_PATH=str(profiles))
+    )
+    seen: set[psutil.Process] = set()
+    try:
+        while cli.proc.poll() is None:
+            seen.update(cli.descendants())
+            time.sleep(0.02)
+        code = cli.wait(timeout=120)
+    finally:
+        cli.kill()
+    assert code == 0, cli.output
+    assert flow_runs() == before + 1  # the run was recorded on the profile's server
+    assert still_alive(list(seen), timeout=5) == []
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from creations").fetchone() == (3,)
