@@ -450,7 +450,7 @@ def test_the_client_sends_no_cookie_back(backend: Backend) -> None:
 def test_cookies_cannot_be_given_to_the_client() -> None:
     client = build_http_client(Network(), connections=1, connect_timeout=1, read_timeout=1)
     with pytest.raises(TypeError, match="keeps no cookies"):
-        client.cookies = {"session": "x"}  # type: ignore[assignment]
+        client.cookies = {"session": "x"}
     asyncio.run(client.aclose())
 
 
