@@ -53,8 +53,7 @@ def prefect_api(prepare: Callable[[], object] = lambda: None) -> Iterator[None]:
 
         if PREFECT_API_URL.value():
             if server is not None:
-                server.stop()
-                server = None
+                server.terminate()  # not waited for here: reaped as the run ends
             prepare()
             yield
             return
