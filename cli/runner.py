@@ -117,8 +117,10 @@ class TemporaryServer:
         with socket.socket() as probe:  # a port free now; a race is retried on exit code 3
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        # -P: the user's working directory is not on the server's path, so a project folder
+        # named `cli`, `uvicorn` or `prefect` cannot stand in for the modules it starts from.
         command = [
-            sys.executable, "-m", "uvicorn",
+            sys.executable, "-P", "-m", "cli.prefect_server",
             "--app-dir", str(packages),
             "--factory", "prefect.server.api.server:create_app",
             "--host", "127.0.0.1", "--port", str(self.port),

@@ -14,7 +14,7 @@ from haiper_sync.api.engine import ApiConfig, HttpEngine, close_worker_engine, o
 from haiper_sync.errors import ConfigError
 from haiper_sync.settings import NO_API_KEY, SECRET_BLOCK, Settings, load_settings
 from haiper_sync.sync.options import SyncOptions
-from haiper_sync.sync.run import CHUNKS_IN_FLIGHT
+from haiper_sync.sync.run import CHUNKS_IN_FLIGHT, frozen_heap
 
 
 def resolve_api_key() -> SecretStr:
@@ -80,7 +80,7 @@ def run_engine(options: SyncOptions, api_key: SecretStr) -> Iterator[HttpEngine]
         max_requests=options.max_requests,
         processes=fetching_processes(),
     )
-    with HttpEngine(config, api_key) as engine:
+    with frozen_heap(), HttpEngine(config, api_key) as engine:
         runner = _dask_runner()
         if runner is None:
             yield engine

@@ -5,6 +5,8 @@ Prefect profile names the API."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,5 +106,30 @@ def test_a_profile_that_names_the_api_is_used_and_no_server_is_left(
     assert code == 0, cli.output
     assert flow_runs() == before + 1  # the run was recorded on the profile's server
     assert still_alive(list(seen), timeout=5) == []
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from creations").fetchone() == (3,)
+
+
+def test_packages_in_the_working_directory_do_not_replace_the_servers_own(
+    sim: SimulatorServer, manifest: Path, tmp_path: Path
+) -> None:
+    # A user's project with folders named like the modules the server is started from.
+    for package in ("cli", "uvicorn", "prefect"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("raise SystemExit(9)\n")
+    (tmp_path / "cli" / "prefect_server.py").write_text("raise SystemExit(9)\n")
+    db = tmp_path / "cwd.duckdb"
+    # The installed command, run where the user is (not `python -m`, which would read cwd too).
+    command = Path(sys.executable).parent / "haiper-sync"
+    done = subprocess.run(
+        [str(command), *sync_args(manifest, db, sim.url)],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select count(*) from creations").fetchone() == (3,)

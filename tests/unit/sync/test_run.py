@@ -1,9 +1,12 @@
-"""The run's Prefect-free rules: the in-flight window, the chunk writer, the error ratio."""
+"""The run's Prefect-free rules: the in-flight window, the chunk writer, the frozen heap, the
+error ratio."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,7 @@ from haiper_sync.rows import ChunkRows, StatusRow
 from haiper_sync.store import connection, runs
 from haiper_sync.store.set_aside import set_aside_waiting
 from haiper_sync.summary import RunCounts, RunSummary
-from haiper_sync.sync.run import ChunkWriter, ahead, check_error_ratio, new_run
+from haiper_sync.sync.run import ChunkWriter, ahead, check_error_ratio, frozen_heap, new_run
 
 # Holds the DuckDB file (as an analyst's shell does) until its standard input closes.
 HOLD = """
@@ -117,3 +120,34 @@ def test_the_error_ratio_is_of_the_manifest(
             check_error_ratio(summary, ratio)
     else:
         check_error_ratio(summary, ratio)
+
+
+class Node:
+    """An object in a reference cycle: only the garbage collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_heap_is_frozen_for_the_block_and_given_back_after() -> None:
+    gc.unfreeze()  # whatever this process froze before, so that giving back is seen
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0  # everything alive when the block began
+        garbage = weakref.ref(Node())
+        gc.collect()
+        assert garbage() is None  # made in the block: collected as usual
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_before_the_block_stays_frozen_after_it() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
